@@ -1,0 +1,58 @@
+// Bundles each entry point with esbuild. Native and wasm packages stay external:
+// they are loaded from node_modules at run time (and may be absent: optional deps).
+import * as esbuild from 'esbuild';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+// TensorFlow.js packages stay external: a backend registers itself on the
+// tfjs-core it requires, so the engine must load that same copy. The one
+// exception is tfjs-core's gradient registrations, published only as ES
+// modules: they are bundled, and register into tfjs's process-wide registry.
+const external = [
+  'vscode',
+  '@napi-rs/image',
+  '@tensorflow/tfjs-core',
+  '@tensorflow/tfjs-backend-cpu',
+  '@tensorflow/tfjs-backend-wasm',
+  '@tensorflow/tfjs-node',
+  '@tensorflow/tfjs-node-gpu',
+];
+
+// esbuild treats subpaths of an external package as external too; resolve
+// this one to its file so it is bundled.
+const bundleGradients = {
+  name: 'bundle-tfjs-gradients',
+  setup(build) {
+    build.onResolve({ filter: /^@tensorflow\/tfjs-core\/dist\/register_all_gradients$/ }, () => ({
+      path: require.resolve('@tensorflow/tfjs-core/dist/register_all_gradients.js'),
+    }));
+  },
+};
+
+const entries = [
+  { in: 'src/cli/main.ts', out: 'dist/cli.js' },
+  { in: 'src/extension/extension.ts', out: 'dist/extension.js' },
+];
+
+const watch = process.argv.includes('--watch');
+for (const entry of entries) {
+  const options = {
+    entryPoints: [entry.in],
+    outfile: entry.out,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    sourcemap: true,
+    external,
+    plugins: [bundleGradients],
+    logLevel: 'warning',
+  };
+  if (watch) {
+    const ctx = await esbuild.context(options);
+    await ctx.watch();
+  } else {
+    await esbuild.build(options);
+  }
+}

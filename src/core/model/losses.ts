@@ -1,0 +1,73 @@
+/**
+ * Contrastive losses over a batch of paired embeddings. Each returns the
+ * scalar loss and the batch × batch matrix of per-pair terms that example
+ * selection scores candidate batches with (DESIGN.md, "The method").
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { matMul } from './ops';
+
+export type LossKind = 'sigmoid' | 'softmax';
+
+export interface ContrastiveLoss {
+  /** Mean loss per example of the batch. */
+  loss: tf.Scalar;
+  /** [batch, batch]: row i = image i, column j = caption j. */
+  logits: tf.Tensor2D;
+  /**
+   * [batch, batch] per-pair terms. The loss is their sum over the whole
+   * matrix / batch for sigmoid, and the mean of the diagonal for softmax.
+   */
+  pairLoss: tf.Tensor2D;
+}
+
+/** t · ⟨xᵢ, yⱼ⟩ (+ b): every image against every caption. */
+export function pairLogits(image: tf.Tensor2D, text: tf.Tensor2D, temperature: tf.Tensor, bias?: tf.Tensor): tf.Tensor2D {
+  const scaled = tf.mul(matMul(image, tf.transpose(text)), temperature);
+  return (bias ? tf.add(scaled, bias) : scaled) as tf.Tensor2D;
+}
+
+/**
+ * Sigmoid loss, SigLIP (Zhai et al. 2023, "Sigmoid Loss for Language Image
+ * Pre-Training", §3.2, eq. 1): ℓᵢⱼ = log(1 + exp(−zᵢⱼ(t⟨xᵢ,yⱼ⟩ + b))) with
+ * zᵢᵢ = 1 and zᵢⱼ = −1 off the diagonal; loss = Σᵢⱼ ℓᵢⱼ / batch. It is written
+ * with softplus, whose gradient runs on every backend (logSigmoid's does not).
+ */
+export function sigmoidLoss(image: tf.Tensor2D, text: tf.Tensor2D, temperature: tf.Tensor, bias: tf.Tensor): ContrastiveLoss {
+  const batch = image.shape[0];
+  const logits = pairLogits(image, text, temperature, bias);
+  const signs = tf.sub(tf.mul(tf.eye(batch), 2), 1); // +1 on the diagonal, −1 elsewhere
+  const pairLoss = tf.softplus(tf.neg(tf.mul(signs, logits))) as tf.Tensor2D;
+  const loss = tf.div(tf.sum(pairLoss), batch) as tf.Scalar;
+  return { loss, logits, pairLoss };
+}
+
+/**
+ * Softmax loss, CLIP (Radford et al. 2021, "Learning Transferable Visual
+ * Models From Natural Language Supervision", §2.3 and Figure 3): the mean of
+ * image→text and text→image cross-entropies over the batch. It is not a sum
+ * of independent pair terms; `pairLoss[i][j]` is the loss the batch would
+ * give if caption j were image i's positive: ½[(lseᵢ(row) − lᵢⱼ) + (lseⱼ(column) − lᵢⱼ)].
+ * Its diagonal holds each example's own loss.
+ */
+export function softmaxLoss(image: tf.Tensor2D, text: tf.Tensor2D, temperature: tf.Tensor): ContrastiveLoss {
+  const batch = image.shape[0];
+  const logits = pairLogits(image, text, temperature);
+  const rowLse = tf.logSumExp(logits, 1, true); // image → text
+  const columnLse = tf.logSumExp(logits, 0, true); // text → image
+  const pairLoss = tf.mul(tf.sub(tf.add(rowLse, columnLse), tf.mul(logits, 2)), 0.5) as tf.Tensor2D;
+  const loss = tf.div(tf.sum(tf.mul(pairLoss, tf.eye(batch))), batch) as tf.Scalar;
+  return { loss, logits, pairLoss };
+}
+
+export function contrastiveLoss(kind: LossKind, image: tf.Tensor2D, text: tf.Tensor2D, temperature: tf.Tensor, bias: tf.Tensor): ContrastiveLoss {
+  switch (kind) {
+    case 'sigmoid':
+      return sigmoidLoss(image, text, temperature, bias);
+    case 'softmax':
+      return softmaxLoss(image, text, temperature);
+    default: {
+      const unknown: never = kind;
+      throw new Error(`unknown loss ${String(unknown)}`);
+    }
+  }
+}

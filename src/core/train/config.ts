@@ -1,0 +1,247 @@
+/**
+ * Every setting of a training run, with its default and a line on what it
+ * does (the same text `sift train --help` prints). A config file and CLI
+ * flags are validated here, at the edge, with errors that name the field.
+ */
+import { backendNames, type BackendChoice } from '../backend';
+import { defaultModelConfig } from '../model/dualEncoder';
+import type { LossKind } from '../model/losses';
+
+export const methods = ['uniform'] as const;
+export type Method = (typeof methods)[number];
+
+export interface TrainConfig {
+  /** Training data: `builtin:train`, a captions folder, .jsonl, .csv/.tsv, .tar, a folder of shards or a brace pattern. */
+  data: string;
+  /** Eval data; empty = hold out `evalFraction` of `data`. */
+  evalData: string;
+  /** Share of `data` held out for eval (by seed) when no eval data is given. */
+  evalFraction: number;
+  /** Most eval pairs used (a deterministic subset beyond that). */
+  evalSize: number;
+  /** How batches are chosen. */
+  method: Method;
+  /** Optimizer steps. */
+  steps: number;
+  /** Pairs trained per step (b). */
+  batchSize: number;
+  /** Seed of every random choice (init, data order, split). */
+  seed: number;
+  /** TensorFlow.js backend: auto tries node-gpu → node → wasm → cpu. */
+  backend: BackendChoice;
+  /** sigmoid (SigLIP) or softmax (CLIP). */
+  loss: LossKind;
+  /** Peak learning rate of AdamW. */
+  learningRate: number;
+  /** Linear warm-up steps before the cosine decay. */
+  warmupSteps: number;
+  /** Decoupled weight decay of AdamW (matrices only). */
+  weightDecay: number;
+  /** Eval every this many steps (and at the end). */
+  evalEvery: number;
+  /** Zero-shot prompt for rows with a label; `{label}` is replaced by the class name. */
+  zeroshotTemplate: string;
+  /** Side of the square input image, pixels. */
+  imageSize: number;
+  /** Side of an image patch, pixels. */
+  patchSize: number;
+  /** Channels of the image tower. */
+  imageWidth: number;
+  /** Mixer blocks of the image tower. */
+  imageDepth: number;
+  /** Channels of the text tower. */
+  textWidth: number;
+  /** Mixer blocks of the text tower. */
+  textDepth: number;
+  /** Caption tokens kept. */
+  textLength: number;
+  /** Dimension of the shared embedding space. */
+  embedDim: number;
+  /** Most words in the tokenizer's vocabulary. */
+  maxVocab: number;
+  /** Initial SigLIP bias; empty (null) = −ln(batchSize), which avoids the plateau SigLIP's −10 falls into at small batches. */
+  initBias: number | null;
+  /** Consecutive non-finite losses tolerated (the step is skipped) before the run fails. */
+  maxBadSteps: number;
+  /** Run folder; empty = `.sift/runs/<id>` under the current folder. */
+  runDir: string;
+}
+
+export const defaultTrainConfig: TrainConfig = {
+  data: 'builtin:train',
+  evalData: 'builtin:eval',
+  evalFraction: 0.05,
+  evalSize: 1000,
+  method: 'uniform',
+  steps: 600,
+  batchSize: 64,
+  seed: 0,
+  backend: 'auto',
+  loss: 'sigmoid',
+  learningRate: 2e-3,
+  warmupSteps: 25,
+  weightDecay: 1e-4,
+  evalEvery: 100,
+  zeroshotTemplate: 'a photo of a {label}',
+  imageSize: 32,
+  patchSize: defaultModelConfig.patchSize,
+  imageWidth: defaultModelConfig.imageWidth,
+  imageDepth: defaultModelConfig.imageDepth,
+  textWidth: defaultModelConfig.textWidth,
+  textDepth: defaultModelConfig.textDepth,
+  textLength: defaultModelConfig.textLength,
+  embedDim: defaultModelConfig.embedDim,
+  maxVocab: 8192,
+  initBias: null,
+  maxBadSteps: 10,
+  runDir: '',
+};
+
+/** One-line help for each field, shown by `sift train --help` (kept beside the type above). */
+export const configHelp: Record<keyof TrainConfig, string> = {
+  data: 'training data: builtin:train, a captions folder, .jsonl, .csv/.tsv, .tar, a shard folder or {00000..00009} pattern',
+  evalData: "eval data ('' = hold out --eval-fraction of the training data)",
+  evalFraction: 'share of the training data held out for eval when no eval data is given',
+  evalSize: 'most eval pairs used',
+  method: `how batches are chosen: ${methods.join(', ')}`,
+  steps: 'optimizer steps',
+  batchSize: 'pairs trained per step',
+  seed: 'seed of every random choice',
+  backend: `TensorFlow.js backend: auto, ${backendNames.join(', ')}`,
+  loss: 'sigmoid (SigLIP) or softmax (CLIP)',
+  learningRate: 'peak AdamW learning rate',
+  warmupSteps: 'linear warm-up steps, then cosine decay',
+  weightDecay: 'AdamW decoupled weight decay (matrices only)',
+  evalEvery: 'eval every N steps (and at the end)',
+  zeroshotTemplate: 'zero-shot prompt; {label} is replaced by the class name',
+  imageSize: 'input image side, pixels',
+  patchSize: 'image patch side, pixels',
+  imageWidth: 'image tower channels',
+  imageDepth: 'image tower Mixer blocks',
+  textWidth: 'text tower channels',
+  textDepth: 'text tower Mixer blocks',
+  textLength: 'caption tokens kept',
+  embedDim: 'shared embedding dimension',
+  maxVocab: 'most words in the vocabulary',
+  initBias: 'initial SigLIP bias (null = -ln(batch size))',
+  maxBadSteps: 'consecutive non-finite losses tolerated before the run fails',
+  runDir: "run folder ('' = .sift/runs/<id>)",
+};
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type FieldKind = { kind: 'string' } | { kind: 'int'; min: number } | { kind: 'number'; min: number; max: number } | { kind: 'enum'; values: readonly string[] } | { kind: 'nullable-number' };
+
+const fieldKinds: Record<keyof TrainConfig, FieldKind> = {
+  data: { kind: 'string' },
+  evalData: { kind: 'string' },
+  evalFraction: { kind: 'number', min: 0, max: 0.5 },
+  evalSize: { kind: 'int', min: 10 },
+  method: { kind: 'enum', values: methods },
+  steps: { kind: 'int', min: 1 },
+  batchSize: { kind: 'int', min: 2 },
+  seed: { kind: 'int', min: 0 },
+  backend: { kind: 'enum', values: ['auto', ...backendNames] },
+  loss: { kind: 'enum', values: ['sigmoid', 'softmax'] },
+  learningRate: { kind: 'number', min: 0, max: 1 },
+  warmupSteps: { kind: 'int', min: 0 },
+  weightDecay: { kind: 'number', min: 0, max: 1 },
+  evalEvery: { kind: 'int', min: 1 },
+  zeroshotTemplate: { kind: 'string' },
+  imageSize: { kind: 'int', min: 8 },
+  patchSize: { kind: 'int', min: 1 },
+  imageWidth: { kind: 'int', min: 4 },
+  imageDepth: { kind: 'int', min: 1 },
+  textWidth: { kind: 'int', min: 4 },
+  textDepth: { kind: 'int', min: 1 },
+  textLength: { kind: 'int', min: 1 },
+  embedDim: { kind: 'int', min: 2 },
+  maxVocab: { kind: 'int', min: 3 },
+  initBias: { kind: 'nullable-number' },
+  maxBadSteps: { kind: 'int', min: 0 },
+  runDir: { kind: 'string' },
+};
+
+export const configKeys = Object.keys(fieldKinds) as (keyof TrainConfig)[];
+
+function checkField(key: keyof TrainConfig, value: unknown, where: string): unknown {
+  const kind = fieldKinds[key];
+  const fail = (expected: string): never => {
+    throw new ConfigError(`${where}: "${key}" is ${JSON.stringify(value)}; expected ${expected}.`);
+  };
+  switch (kind.kind) {
+    case 'string':
+      if (typeof value !== 'string') fail('a string');
+      return value;
+    case 'int':
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < kind.min) fail(`a whole number ≥ ${kind.min}`);
+      return value;
+    case 'number':
+      if (typeof value !== 'number' || !Number.isFinite(value) || value < kind.min || value > kind.max) fail(`a number from ${kind.min} to ${kind.max}`);
+      return value;
+    case 'enum':
+      if (typeof value !== 'string' || !kind.values.includes(value)) fail(`one of ${kind.values.join(', ')}`);
+      return value;
+    case 'nullable-number':
+      if (value !== null && (typeof value !== 'number' || !Number.isFinite(value))) fail('a number or null');
+      return value;
+    default: {
+      const unknown: never = kind;
+      throw new Error(`unknown field kind ${JSON.stringify(unknown)}`);
+    }
+  }
+}
+
+/** Nearest known key by edit distance, for "did you mean" hints. */
+function closestKey(key: string): string | undefined {
+  const distance = (a: string, b: string): number => {
+    const row = Array.from({ length: b.length + 1 }, (_, j) => j);
+    for (let i = 1; i <= a.length; i++) {
+      let previous = row[0];
+      row[0] = i;
+      for (let j = 1; j <= b.length; j++) {
+        const current = row[j];
+        row[j] = Math.min(row[j] + 1, row[j - 1] + 1, previous + (a[i - 1].toLowerCase() === b[j - 1].toLowerCase() ? 0 : 1));
+        previous = current;
+      }
+    }
+    return row[b.length];
+  };
+  let best: string | undefined;
+  let bestDistance = 4;
+  for (const candidate of configKeys) {
+    const d = distance(key, candidate);
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** Validates a partial config (from a file or flags); `where` names its origin in errors. */
+export function validateConfig(partial: Record<string, unknown>, where: string): Partial<TrainConfig> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(partial)) {
+    if (key === '$schema') continue;
+    if (!(key in fieldKinds)) {
+      const hint = closestKey(key);
+      throw new ConfigError(`${where}: unknown setting "${key}".${hint ? ` Did you mean "${hint}"?` : ''} Settings: ${configKeys.join(', ')}.`);
+    }
+    out[key] = checkField(key as keyof TrainConfig, value, where);
+  }
+  return out as Partial<TrainConfig>;
+}
+
+export function resolveConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
+  const config = Object.assign({}, defaultTrainConfig, ...layers) as TrainConfig;
+  if (config.imageSize % (config.patchSize * 2) !== 0) {
+    throw new ConfigError(`imageSize ${config.imageSize} must be a multiple of 2 × patchSize (${config.patchSize}) so it can also be scored at half resolution.`);
+  }
+  return config;
+}

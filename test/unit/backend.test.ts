@@ -1,0 +1,38 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseBackendChoice, probeBackends, selectBackend } from '../../src/core/backend';
+
+test('auto picks the first backend that loads and says why each earlier one was skipped', async () => {
+  const report = await selectBackend('auto');
+  const names = report.attempts.map((a) => a.name);
+  assert.deepEqual(names, ['node-gpu', 'node', 'wasm', 'cpu']);
+  const chosenAt = names.indexOf(report.chosen);
+  for (const attempt of report.attempts.slice(0, chosenAt)) {
+    assert.equal(attempt.outcome, 'failed');
+    assert.ok(attempt.reason && attempt.reason.length > 10, `${attempt.name} has a reason`);
+  }
+  for (const attempt of report.attempts.slice(chosenAt + 1)) assert.equal(attempt.outcome, 'not-tried');
+  assert.notEqual(report.chosen, 'cpu', 'auto must not fall to the slow cpu backend while wasm loads');
+});
+
+test('a missing native package is explained with its fix', async () => {
+  const attempts = await probeBackends();
+  const node = attempts.find((a) => a.name === 'node')!;
+  if (node.outcome === 'failed' && /not installed/.test(node.reason ?? '')) {
+    assert.match(node.fix ?? '', /npm install @tensorflow\/tfjs-node/);
+  }
+  assert.equal(attempts.find((a) => a.name === 'wasm')!.outcome, 'available');
+});
+
+test('a pinned backend is the only one tried; a bad name is a clear error', async () => {
+  const report = await selectBackend('wasm');
+  assert.equal(report.chosen, 'wasm');
+  assert.throws(() => parseBackendChoice('tpu'), /'tpu' is not a backend\. Use one of: auto, node-gpu, node, wasm, cpu/);
+});
+
+test('the cpu backend is chosen only when pinned, and then with a warning', async () => {
+  const report = await selectBackend('cpu');
+  assert.equal(report.chosen, 'cpu');
+  assert.match(report.warning ?? '', /30× slower/);
+  await selectBackend('wasm');
+});

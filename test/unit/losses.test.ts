@@ -1,0 +1,72 @@
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import { selectBackend } from '../../src/core/backend';
+import { sigmoidLoss, softmaxLoss } from '../../src/core/model/losses';
+
+before(async () => {
+  await selectBackend('wasm');
+});
+
+const softplus = (x: number): number => Math.log1p(Math.exp(x));
+
+// Two unit vectors per side, at known angles: cosines are easy to write down.
+const image = [
+  [1, 0],
+  [0, 1],
+];
+const text = [
+  [Math.SQRT1_2, Math.SQRT1_2],
+  [0, 1],
+];
+// cos(image i, text j)
+const cos = [
+  [Math.SQRT1_2, 0],
+  [Math.SQRT1_2, 1],
+];
+
+test('sigmoid loss matches SigLIP eq. 1 computed by hand', () => {
+  const t = 10;
+  const b = -3;
+  const expectedPairs = cos.map((row, i) => row.map((c, j) => softplus(-(i === j ? 1 : -1) * (t * c + b))));
+  const expectedLoss = expectedPairs.flat().reduce((a, x) => a + x, 0) / 2;
+  const { loss, pairLoss } = tf.tidy(() => {
+    const out = sigmoidLoss(tf.tensor2d(image), tf.tensor2d(text), tf.scalar(t), tf.scalar(b));
+    return { loss: out.loss.dataSync()[0], pairLoss: out.pairLoss.arraySync() };
+  });
+  assert.ok(Math.abs(loss - expectedLoss) < 1e-4, `loss ${loss} vs ${expectedLoss}`);
+  pairLoss.forEach((row, i) => row.forEach((value, j) => assert.ok(Math.abs(value - expectedPairs[i][j]) < 1e-4, `pair ${i},${j}`)));
+});
+
+test('softmax loss matches CLIP cross-entropy both ways computed by hand', () => {
+  const t = 5;
+  const logits = cos.map((row) => row.map((c) => t * c));
+  const lse = (xs: number[]): number => Math.log(xs.reduce((a, x) => a + Math.exp(x), 0));
+  const rowLse = logits.map(lse);
+  const columnLse = [0, 1].map((j) => lse(logits.map((row) => row[j])));
+  const perExample = [0, 1].map((i) => 0.5 * (rowLse[i] - logits[i][i] + (columnLse[i] - logits[i][i])));
+  const expectedLoss = (perExample[0] + perExample[1]) / 2;
+  const { loss, pairLoss } = tf.tidy(() => {
+    const out = softmaxLoss(tf.tensor2d(image), tf.tensor2d(text), tf.scalar(t));
+    return { loss: out.loss.dataSync()[0], pairLoss: out.pairLoss.arraySync() };
+  });
+  assert.ok(Math.abs(loss - expectedLoss) < 1e-4, `loss ${loss} vs ${expectedLoss}`);
+  assert.ok(Math.abs(pairLoss[0][0] - perExample[0]) < 1e-4);
+  assert.ok(Math.abs(pairLoss[1][1] - perExample[1]) < 1e-4);
+  // Off the diagonal: the loss if caption 1 were image 0's positive.
+  const off = 0.5 * (rowLse[0] - logits[0][1] + (columnLse[1] - logits[0][1]));
+  assert.ok(Math.abs(pairLoss[0][1] - off) < 1e-4);
+});
+
+test('both losses have gradients on the wasm backend (no logSigmoid trap)', () => {
+  for (const kind of ['sigmoid', 'softmax'] as const) {
+    const grads = tf.tidy(() => {
+      const g = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        kind === 'sigmoid' ? sigmoidLoss(a as tf.Tensor2D, b as tf.Tensor2D, tf.scalar(10), tf.scalar(-2)).loss : softmaxLoss(a as tf.Tensor2D, b as tf.Tensor2D, tf.scalar(10)).loss,
+      );
+      return g([tf.tensor2d(image), tf.tensor2d(text)]).map((x) => x.arraySync() as number[][]);
+    });
+    for (const grad of grads) for (const v of grad.flat()) assert.ok(Number.isFinite(v), `${kind} gradient finite`);
+    assert.ok(grads[0].flat().some((v) => Math.abs(v) > 1e-6), `${kind} gradient non-zero`);
+  }
+});
