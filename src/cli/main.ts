@@ -1,15 +1,16 @@
 /**
- * `sift`: the headless entry. `sift train` runs the same engine the editor
- * drives; `sift doctor` says which TensorFlow.js backend runs and why the
+ * `sift`: the headless entry. `sift train`, `resume` and `branch` fork the
+ * same training worker the editor drives (src/cli/runs.ts); `sift doctor` says which TensorFlow.js backend runs and why the
  * others did not; `sift demo` is the README's one-command story.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { probeBackends, selectBackend } from '../core/backend';
 import { configHelp, configKeys, ConfigError, defaultTrainConfig, resolveConfig, validateConfig, type TrainConfig } from '../core/train/config';
-import { trainRun } from '../core/train/run';
-import type { EvalMetrics, TrainMetrics } from '../core/runs/record';
-import { formatCount, formatDuration, table } from './format';
+import { comparableMetrics, compareRuns, comparisonMarkdown, type ComparableMetric } from '../core/runs/compare';
+import { newRunId } from '../core/runs/record';
+import { branch, exitCodesHelp, resume, runs, trainInWorker } from './runs';
 
 const kebab = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
@@ -17,9 +18,17 @@ const usage = `Usage: sift <command> [options]
 
 Commands:
   train     train a dual encoder (sift train --help for every option)
+  reference train a reference model on curated data (same options; --data defaults to builtin:curated)
+  compare   RUN_DIR... [--target-metric i2t_r1] [--target X] [--out DIR]: examples and FLOPs each run needed to reach the target
+  resume    RUN_DIR: continue a paused, stopped or interrupted run from its newest checkpoint
+  branch    RUN_DIR --at-step N [--set key=value ...]: a new run from a checkpoint, with changed settings
+  runs      [DIR]: the runs in DIR (default .sift/runs) as a tree of branches
   demo      train on the built-in data and print the evals (a few minutes)
   doctor    which TensorFlow.js backends load here, and why the others do not
   help      this text
+
+In a terminal, Ctrl-C pauses a run (checkpointed; Enter resumes), a second Ctrl-C stops it.
+${exitCodesHelp}
 `;
 
 function trainHelp(): string {
@@ -39,7 +48,7 @@ ${lines.join('\n')}
 }
 
 /** Reads --config and flags into a validated config. Numbers are parsed per field. */
-function configFromArgs(args: string[]): TrainConfig {
+function configFromArgs(args: string[], base: Partial<TrainConfig> = {}): TrainConfig {
   const options: Record<string, { type: 'string' }> = { config: { type: 'string' } };
   for (const key of configKeys) options[kebab(key)] = { type: 'string' };
   let parsed;
@@ -73,70 +82,31 @@ function configFromArgs(args: string[]): TrainConfig {
       fromFlags[key] = value;
     }
   }
-  return resolveConfig(fromFile, validateConfig(fromFlags, 'command line'));
+  return resolveConfig(base, fromFile, validateConfig(fromFlags, 'command line'));
 }
 
-/** One status line while training: rewritten in place on a terminal, every 10% otherwise. */
-function progressPrinter(): { train: (line: TrainMetrics, total: number) => void; done: () => void } {
-  const tty = process.stderr.isTTY;
-  let lastPrinted = -1;
-  let pending = false;
-  return {
-    train(line, total) {
-      const rate = line.examples_seen / Math.max(line.wall_s, 1e-9);
-      const eta = ((total - line.step) * line.wall_s) / line.step;
-      const text = `step ${line.step}/${total}  loss ${line.loss.toFixed(4)}  ${rate.toFixed(0)} ex/s  elapsed ${formatDuration(line.wall_s)}  ETA ${formatDuration(eta)}`;
-      if (tty) {
-        process.stderr.write(`\r\x1b[2K${text}`);
-        pending = true;
-      } else {
-        const decile = Math.floor((line.step * 10) / total);
-        if (decile !== lastPrinted || line.step === 1) {
-          lastPrinted = decile;
-          process.stderr.write(`${text}\n`);
-        }
-      }
-    },
-    done() {
-      if (pending) process.stderr.write('\n');
-      pending = false;
-    },
-  };
-}
-
-function evalTable(evals: EvalMetrics[]): string {
-  const pct = (x: number | undefined): string => (x === undefined ? '-' : `${(100 * x).toFixed(1)}%`);
-  const hasZeroShot = evals.some((e) => e.zeroshot_acc !== undefined);
-  const header = ['step', 'examples', 'i2t R@1', 'i2t R@5', 't2i R@1', 't2i R@5', ...(hasZeroShot ? ['zero-shot'] : []), 'chance R@1'];
-  const rows = evals.map((e) => [e.step, formatCount(e.examples_seen), pct(e.i2t_r1), pct(e.i2t_r5), pct(e.t2i_r1), pct(e.t2i_r5), ...(hasZeroShot ? [pct(e.zeroshot_acc)] : []), pct(e.chance_r1)]);
-  return table(header, rows);
-}
-
-async function train(config: TrainConfig): Promise<number> {
-  const progress = progressPrinter();
-  const say = (message: string): void => {
-    progress.done();
-    process.stderr.write(`${message}\n`);
-  };
+function compare(args: string[]): number {
+  let parsed;
   try {
-    const result = await trainRun(config, {
-      onStage: say,
-      onWarning: (message) => say(`warning: ${message}`),
-      onTrain: progress.train,
-      onEval: (e) => say(`eval @ step ${e.step}: i2t R@1 ${(100 * e.i2t_r1).toFixed(1)}%  t2i R@1 ${(100 * e.t2i_r1).toFixed(1)}%${e.zeroshot_acc === undefined ? '' : `  zero-shot ${(100 * e.zeroshot_acc).toFixed(1)}%`}  (chance ${(100 * e.chance_r1).toFixed(2)}%)`),
-    });
-    progress.done();
-    const last = JSON.parse(fs.readFileSync(`${result.runDir}/run.json`, 'utf8'));
-    process.stdout.write(`\nRun ${last.id} finished: ${result.runDir}\n`);
-    process.stdout.write(`backend ${last.backend.chosen}, ${formatCount(last.model.parameters)} parameters, ${last.summary.steps} steps, ${formatCount(last.summary.examplesSeen)} examples in ${formatDuration(last.summary.wallSeconds)} (${(last.summary.examplesSeen / last.summary.wallSeconds).toFixed(0)} examples/s incl. eval)\n\n`);
-    process.stdout.write(`${evalTable(result.evals)}\n`);
-    return 0;
+    parsed = parseArgs({ args, options: { 'target-metric': { type: 'string' }, target: { type: 'string' }, out: { type: 'string' } }, allowPositionals: true, strict: true });
   } catch (error) {
-    progress.done();
-    const runDir = (error as { runDir?: string }).runDir;
-    process.stderr.write(`sift train failed: ${(error as Error).message}\n${runDir ? `The run record is in ${runDir} (status: failed).\n` : ''}`);
-    return 1;
+    throw new ConfigError(`${(error as Error).message}. Usage: sift compare RUN_DIR... [--target-metric i2t_r1] [--target X] [--out DIR]`);
   }
+  const dirs = parsed.positionals;
+  if (dirs.length === 0) throw new ConfigError('sift compare needs at least one run folder.');
+  const metric = (parsed.values['target-metric'] ?? 'i2t_r1') as ComparableMetric;
+  if (!comparableMetrics.includes(metric)) throw new ConfigError(`--target-metric: "${metric}" is not one of ${comparableMetrics.join(', ')}.`);
+  const targetText = parsed.values.target;
+  const target = targetText === undefined ? undefined : Number(targetText);
+  if (target !== undefined && !Number.isFinite(target)) throw new ConfigError(`--target: "${targetText}" is not a number.`);
+  const comparison = compareRuns(dirs, { metric, target });
+  const out = parsed.values.out ?? path.join('.sift', 'compare', newRunId());
+  fs.mkdirSync(out, { recursive: true });
+  const markdown = comparisonMarkdown(comparison);
+  fs.writeFileSync(path.join(out, 'compare.json'), JSON.stringify(comparison, null, 2) + '\n');
+  fs.writeFileSync(path.join(out, 'compare.md'), markdown + '\n');
+  process.stdout.write(`${markdown}\n\nWritten: ${path.join(out, 'compare.md')} and compare.json\n`);
+  return 0;
 }
 
 async function doctor(): Promise<number> {
@@ -156,7 +126,7 @@ async function doctor(): Promise<number> {
 async function demo(): Promise<number> {
   const config = resolveConfig({ steps: 400, evalEvery: 100 });
   process.stdout.write('Sift demo: a dual encoder trained on the built-in image-caption data (uniform batches).\n\n');
-  return train(config);
+  return trainInWorker(config);
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -168,7 +138,22 @@ export async function main(argv: string[]): Promise<number> {
           process.stdout.write(trainHelp());
           return 0;
         }
-        return await train(configFromArgs(rest));
+        return await trainInWorker(configFromArgs(rest));
+      case 'reference':
+        if (rest.includes('--help') || rest.includes('-h')) {
+          process.stdout.write(trainHelp().replace('sift train', 'sift reference'));
+          return 0;
+        }
+        // A reference is an ordinary run on clean, curated data; learners point --reference at its folder.
+        return await trainInWorker(configFromArgs(rest, { data: 'builtin:curated', method: 'uniform' }));
+      case 'compare':
+        return await compare(rest);
+      case 'resume':
+        return await resume(rest);
+      case 'branch':
+        return await branch(rest);
+      case 'runs':
+        return runs(rest);
       case 'demo':
         return await demo();
       case 'doctor':

@@ -2,6 +2,7 @@
  * Fixtures for the data-source tests, written to a temp folder at test time:
  * small encoded images, rows files, and WebDataset tars.
  */
+import { rmSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -42,8 +43,18 @@ export function greyPng(width: number, height: number, value: number): Buffer {
   return new Transformer(png(width, height, [value, value, value])).grayscale().pngSync(FAST_PNG);
 }
 
+const created: string[] = [];
+
+/** A fresh temp folder, removed when the test process exits. */
 export async function tempDir(prefix = 'sift-data-'): Promise<string> {
-  return fs.mkdtemp(path.join(os.tmpdir(), prefix));
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), prefix));
+  if (created.length === 0) {
+    process.once('exit', () => {
+      for (const d of created) rmSync(d, { recursive: true, force: true });
+    });
+  }
+  created.push(dir);
+  return dir;
 }
 
 /** Writes files (path → bytes or text) under a folder, creating subfolders. */

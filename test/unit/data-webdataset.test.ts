@@ -156,7 +156,7 @@ test('a missing shard in a pattern, a cut-short shard and a non-tar are each one
     assert.deepEqual(ids(ds), ['s0000', 's0001', 's0011']);
     const shardSkips = ds.skips.first.filter((s) => !s.where.includes(':'));
     assert.deepEqual(shardSkips.map((s) => `${s.where} ${s.reason}`), ['a-1.tar unreadable', 'a-2.tar unreadable', 'a-3.tar missing-file']);
-    assert.match(shardSkips[0].detail, /corrupt or cut short after 1 samples/);
+    assert.match(shardSkips[0].detail, /corrupt or cut short after 1 complete sample \(/);
     assert.match(shardSkips[2].detail, /shard not found/);
   } finally {
     await ds.close();

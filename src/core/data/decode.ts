@@ -70,13 +70,12 @@ export function decodeRgb(bytes: Uint8Array): RgbImage {
   if (bytes[0] === 0xff && bytes[1] === 0xd8 && !hasJpegEnd(bytes)) {
     throw new Error('the JPEG is truncated (no end-of-image marker)');
   }
-  let transformer: Transformer;
   let width: number;
   let height: number;
   let colorType: number;
   let raw: Buffer;
   try {
-    transformer = new Transformer(bytes);
+    const transformer = new Transformer(bytes);
     ({ width, height, colorType } = transformer.metadataSync());
     raw = transformer.rawPixelsSync();
   } catch (err) {
@@ -161,7 +160,8 @@ export function resizeToSquare(image: RgbImage, resolution: number): Uint8Array 
     }
   }
   // Vertical pass into the square output.
-  const out = new Uint8Array(resolution * resolution * 3);
+  // Uint8ClampedArray rounds and clamps on store, sparing a Math.round per value.
+  const out = new Uint8ClampedArray(resolution * resolution * 3);
   const rowFloats = resolution * 3;
   const acc = new Float64Array(rowFloats);
   for (let y = 0; y < resolution; y++) {
@@ -172,9 +172,9 @@ export function resizeToSquare(image: RgbImage, resolution: number): Uint8Array 
       for (let i = 0; i < rowFloats; i++) acc[i] += w * tmp[inRow + i];
     }
     const outRow = y * rowFloats;
-    for (let i = 0; i < rowFloats; i++) out[outRow + i] = clampByte(acc[i]);
+    out.set(acc, outRow);
   }
-  return out;
+  return new Uint8Array(out.buffer);
 }
 
 function clampByte(v: number): number {

@@ -42,7 +42,7 @@ export async function openDataset(spec: string, options: OpenDatasetOptions): Pr
   if (stats === undefined) throw new DataError(`${spec}: no such file or folder (looked for ${target}). ${ACCEPTED}`);
 
   if (stats.isDirectory()) {
-    if (await statOrUndefined(path.join(target, CAPTIONS_FILE))) return openFolder(target, options);
+    if (await statOrUndefined(path.join(target, CAPTIONS_FILE))) return openFolder(target, options, spec);
     const shards = await tarsInFolder(target);
     if (shards.length > 0) return openWebDataset(spec, shards, options);
     throw new DataError(`${spec}: this folder has neither a ${CAPTIONS_FILE} nor .tar shards. ${ACCEPTED}`);

@@ -101,9 +101,7 @@ export class SkipLog {
   }
 }
 
-export const FORMAT_HINT =
-  'Each row needs an "image" (a path relative to the dataset) and a non-empty "caption", ' +
-  'e.g. {"image": "images/0001.png", "caption": "a red square"}.';
+export const FORMAT_HINT = 'Each row needs an image (a path relative to the dataset) and a non-empty caption.';
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 

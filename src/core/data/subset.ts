@@ -2,6 +2,7 @@
  * A view of some rows of a dataset, re-indexed from 0: the held-out eval
  * split, and the training rows that remain.
  */
+import { createHash } from 'node:crypto';
 import type { ImageTextDataset } from './types';
 import { Rng } from '../random';
 
@@ -17,6 +18,7 @@ export function subsetDataset(base: ImageTextDataset, rows: readonly number[], n
     label: (i) => base.label(map[i]),
     noisy: (i) => base.noisy(map[i]),
     loadImages: (indices) => base.loadImages(indices.map((i) => map[i])),
+    fingerprint: () => createHash('sha256').update(`${base.fingerprint()}\0${name}\0${rows.join(',')}`).digest('hex'),
     skips: base.skips,
     close: async () => {},
   };

@@ -560,6 +560,9 @@ export interface SyntheticOptions {
   source?: string;
 }
 
+/** Bump when the generator's output changes, so caches keyed by a pool's fingerprint are rebuilt. */
+const GENERATOR_VERSION = 2;
+
 export const TRAIN_NOISE_DEFAULTS = { swapFraction: 0.4, duplicateFraction: 0.1, degradeFraction: 0.1 } as const;
 export const DEFAULT_SIZES: Record<SyntheticSplit, number> = { train: 20000, eval: 1000, curated: 4000 };
 const MAX_SIZE = 10_000_000;
@@ -724,6 +727,10 @@ export function createSyntheticDataset(options: SyntheticOptions): SyntheticData
     resolution,
     split,
     skips,
+    fingerprint() {
+      // Rows are a pure function of these and of the generator's code version.
+      return `builtin-${GENERATOR_VERSION}:${split}:seed=${seed}:size=${size}:res=${resolution}:swap=${swap}:dup=${duplicate}:degrade=${degraded}`;
+    },
     id(index) {
       checkIndex(index);
       return String(index);

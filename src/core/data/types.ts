@@ -61,6 +61,12 @@ export interface ImageTextDataset {
    * image, concatenated in the order of `indices`.
    */
   loadImages(indices: readonly number[]): Promise<Float32Array>;
+  /**
+   * A digest of the usable rows' ids, captions, labels and image bytes: equal
+   * fingerprints mean the same pool, so caches keyed by it (reference
+   * embeddings) are never served stale.
+   */
+  fingerprint(): string;
   /** What was skipped while the source was indexed and validated. */
   readonly skips: SkipReport;
   /** Frees file handles and caches. */

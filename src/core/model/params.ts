@@ -19,8 +19,12 @@ export type Init =
   /** Normal with the given standard deviation. */
   | { kind: 'normal'; std: number };
 
+/** tfjs variable names are process-wide; each store gets its own prefix so two models (learner, reference) can coexist. */
+let storesCreated = 0;
+
 export class ParamStore {
   readonly variables = new Map<string, tf.Variable>();
+  private readonly scope = `model${storesCreated++}`;
 
   constructor(private readonly rng: Rng) {}
 
@@ -45,7 +49,7 @@ export class ParamStore {
         throw new Error(`unknown init ${JSON.stringify(unknown)}`);
       }
     }
-    const variable = tf.variable(tf.tensor(values, shape), true, name);
+    const variable = tf.variable(tf.tensor(values, shape), true, `${this.scope}/${name}`);
     this.variables.set(name, variable);
     return variable;
   }

@@ -8,9 +8,27 @@ import * as path from 'node:path';
 import type { BackendAttempt, BackendName } from '../backend';
 import type { SkipReport } from '../data/types';
 import type { TrainConfig } from '../train/config';
-import { JsonlWriter, writeFileAtomic } from './jsonl';
+import { JsonlWriter, readJsonl, writeFileAtomic } from './jsonl';
 
-export type RunStatus = 'starting' | 'running' | 'finished' | 'failed' | 'interrupted';
+/**
+ * `paused`: checkpointed at its last step and resumable; `stopped`: ended early
+ * by the user (checkpointed, resumable); `interrupted`: the process died
+ * without finishing (resume continues from its newest whole checkpoint).
+ */
+export type RunStatus = 'starting' | 'running' | 'paused' | 'stopped' | 'finished' | 'failed' | 'interrupted';
+
+/** Settings a branch changed from its parent: key → parent's value and the branch's. */
+export type ConfigDiff = Partial<Record<keyof TrainConfig, { from: unknown; to: unknown }>>;
+
+/** Where a branch comes from (DESIGN.md, "Runs on disk"). */
+export interface Lineage {
+  /** The parent's id. */
+  parent: string;
+  forkStep: number;
+  /** The parent's checkpoint folder the branch starts from, relative to the branch's folder. */
+  checkpointUsed: string;
+  configDiff: ConfigDiff;
+}
 
 export interface DataSummary {
   source: string;
@@ -32,21 +50,65 @@ export interface RunJson {
   model?: { parameters: number; forwardFlopsPerExample: number; vocabSize: number };
   parent: string | null;
   forkStep: number | null;
+  /** Branches only: see `Lineage`. */
+  checkpointUsed?: string;
+  configDiff?: ConfigDiff;
+  /** Checkpoint steps that branches start from: never pruned. Adding one is the only change a branch makes to its parent. */
+  pinnedCheckpoints?: number[];
   error?: { message: string; detail?: string };
+  /** The reference model a selecting run scores with, and where its pool embeddings are cached. */
+  referenceRun?: { dir: string; id: string; step: number; cacheFile: string };
   summary?: { steps: number; examplesSeen: number; wallSeconds: number; finalEval?: EvalMetrics; skippedSteps: number };
 }
 
 export interface TrainMetrics {
   type: 'train';
   step: number;
+  /** Examples trained on, cumulative. */
   examples_seen: number;
+  /** Super-batch candidates scored, cumulative (0 for uniform batches). */
+  examples_scored: number;
+  /** All FLOPs spent so far: flops_train + flops_score + flops_reference. */
   flops: number;
+  flops_train: number;
+  /** Learner forward passes over super-batches (selection's scoring). */
+  flops_score: number;
+  /** Reference embeddings (each pool example once, when first scored) and reference loss matrices. */
+  flops_reference: number;
   wall_s: number;
+  /** Seconds spent training and evaluating: pauses and downtime excluded. */
+  active_s: number;
   loss: number;
   lr: number;
   grad_norm: number;
   temperature: number;
   bias: number;
+  /** Seconds this step took, and how much of it went to scoring, selecting and training. */
+  step_s: number;
+  score_s: number;
+  select_s: number;
+  train_s: number;
+  /** Share of the trained batch whose caption is known to be wrong (where the data say so). */
+  picked_noisy?: number;
+}
+
+/** One line of selections.jsonl: what a step trained on and why. */
+export interface SelectionLine {
+  step: number;
+  /** Stable ids of the trained pairs, in the order they were drawn. */
+  ids: string[];
+  /** The logit each pick had when drawn: its conditional score given the batch-mates drawn before it. */
+  pick_logit?: number[];
+  /** Each pick's own-pair loss under the learner and the reference, and their difference. */
+  learner_loss?: number[];
+  reference_loss?: number[];
+  learnability?: number[];
+  /** Candidates scored (the super-batch size). */
+  candidates?: number;
+  /** Histogram of learnability over the whole super-batch. */
+  pool_hist?: { lo: number; hi: number; counts: number[] };
+  /** Share of the super-batch whose caption is known to be wrong. */
+  pool_noisy?: number;
 }
 
 export interface EvalMetrics {
@@ -54,7 +116,9 @@ export interface EvalMetrics {
   step: number;
   examples_seen: number;
   flops: number;
+  flops_train: number;
   wall_s: number;
+  active_s: number;
   i2t_r1: number;
   i2t_r5: number;
   t2i_r1: number;
@@ -85,7 +149,7 @@ export class RunRecord {
     this.metrics = new JsonlWriter(path.join(dir, 'metrics.jsonl'));
   }
 
-  static create(dir: string, config: TrainConfig, id = path.basename(dir)): RunRecord {
+  static create(dir: string, config: TrainConfig, id = path.basename(dir), lineage?: Lineage): RunRecord {
     if (fs.existsSync(path.join(dir, 'run.json'))) {
       throw new Error(`${dir} already holds a run (run.json exists). Choose another --run-dir, or delete that folder to start over.`);
     }
@@ -103,11 +167,30 @@ export class RunRecord {
       updated: now,
       config,
       seed: config.seed,
-      parent: null,
-      forkStep: null,
+      parent: lineage?.parent ?? null,
+      forkStep: lineage?.forkStep ?? null,
+      ...(lineage ? { checkpointUsed: lineage.checkpointUsed, configDiff: lineage.configDiff } : {}),
     });
     record.save();
     return record;
+  }
+
+  /**
+   * Reopens a run to continue it. JSONL lines past `keepThroughStep` (work
+   * done after the checkpoint it resumes from) are dropped first, in one
+   * atomic rewrite, so no curve doubles back.
+   */
+  static open(dir: string, keepThroughStep?: number): RunRecord {
+    const json = readRunJson(dir);
+    if (keepThroughStep !== undefined) dropLinesAfter(dir, keepThroughStep);
+    return new RunRecord(dir, json);
+  }
+
+  /** Pins a checkpoint of the run in `dir` (a branch starts from it), so pruning spares it. */
+  static pin(dir: string, step: number): void {
+    const json = readRunJson(dir);
+    const pins = new Set(json.pinnedCheckpoints ?? []).add(step);
+    writeRunJson(dir, { ...json, pinnedCheckpoints: [...pins].sort((a, b) => a - b) });
   }
 
   get run(): Readonly<RunJson> {
@@ -119,8 +202,16 @@ export class RunRecord {
     this.save();
   }
 
+  /** Checkpoint steps pinned by branches, read from disk: a branch may be made while this run trains. */
+  pinnedCheckpoints(): Set<number> {
+    return new Set([...(this.json.pinnedCheckpoints ?? []), ...(tryReadRunJson(this.dir)?.pinnedCheckpoints ?? [])]);
+  }
+
   private save(): void {
-    writeFileAtomic(path.join(this.dir, 'run.json'), JSON.stringify(this.json, null, 2) + '\n');
+    // Keep pins another process added since this one read run.json.
+    const pins = this.pinnedCheckpoints();
+    if (pins.size > 0) this.json = { ...this.json, pinnedCheckpoints: [...pins].sort((a, b) => a - b) };
+    writeRunJson(this.dir, this.json);
   }
 
   writeJson(name: string, value: unknown): void {
@@ -130,4 +221,63 @@ export class RunRecord {
   close(): void {
     this.metrics.close();
   }
+}
+
+function writeRunJson(dir: string, json: RunJson): void {
+  writeFileAtomic(path.join(dir, 'run.json'), JSON.stringify(json, null, 2) + '\n');
+}
+
+function tryReadRunJson(dir: string): RunJson | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(dir, 'run.json'), 'utf8')) as RunJson;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The run.json of the run in `dir`, or an error saying the folder holds no run. */
+export function readRunJson(dir: string): RunJson {
+  const file = path.join(dir, 'run.json');
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${dir} holds no run (there is no run.json).`, { cause: error });
+    throw error;
+  }
+  try {
+    return JSON.parse(text) as RunJson;
+  } catch (error) {
+    throw new Error(`${file} is not valid JSON (${(error as Error).message}).`, { cause: error });
+  }
+}
+
+/** The append-only logs of a run whose lines carry a `step`. */
+const stepLogs = ['metrics.jsonl', 'selections.jsonl'];
+
+/** Drops lines past `step` (and a torn last line) from the run's step logs; returns how many went. */
+export function dropLinesAfter(dir: string, step: number): number {
+  let dropped = 0;
+  for (const name of stepLogs) {
+    const file = path.join(dir, name);
+    if (!fs.existsSync(file)) continue;
+    const { rows, tornTail } = readJsonl<{ step?: unknown }>(file);
+    const kept = rows.filter((row) => !(typeof row.step === 'number' && row.step > step));
+    if (kept.length === rows.length && !tornTail) continue;
+    dropped += rows.length - kept.length;
+    writeFileAtomic(file, kept.map((row) => JSON.stringify(row) + '\n').join(''));
+  }
+  return dropped;
+}
+
+/**
+ * After its process died unfinished: a run whose run.json still says it is
+ * live is marked `interrupted` with the reason. Finished, failed and stopped
+ * runs are left alone. Returns whether it changed anything.
+ */
+export function markInterrupted(dir: string, reason: string): boolean {
+  const json = tryReadRunJson(dir);
+  if (!json || !['starting', 'running', 'paused'].includes(json.status)) return false;
+  writeRunJson(dir, { ...json, status: 'interrupted', updated: new Date().toISOString(), error: { message: reason } });
+  return true;
 }

@@ -4,10 +4,15 @@
  * flags are validated here, at the edge, with errors that name the field.
  */
 import { backendNames, type BackendChoice } from '../backend';
-import { defaultModelConfig } from '../model/dualEncoder';
+import { defaultModelConfig, type ModelConfig } from '../model/dualEncoder';
 import type { LossKind } from '../model/losses';
 
-export const methods = ['uniform'] as const;
+/**
+ * How batches are chosen: `uniform` (no scoring), `jest` (learnability, joint
+ * selection), `independent` (learnability, each example alone, top-k),
+ * `hard-learner` and `easy-reference` (those scores, joint selection).
+ */
+export const methods = ['uniform', 'jest', 'independent', 'hard-learner', 'easy-reference'] as const;
 export type Method = (typeof methods)[number];
 
 export interface TrainConfig {
@@ -21,6 +26,20 @@ export interface TrainConfig {
   evalSize: number;
   /** How batches are chosen. */
   method: Method;
+  /** Share of each super-batch filtered out: super-batch B = batchSize / (1 − filterRatio). */
+  filterRatio: number;
+  /** Chunks the joint sampler draws a batch in (the paper's n). */
+  chunks: number;
+  /** How a candidate's conditional score is scaled as the chosen set grows: sum (the paper) or mean over its terms. */
+  jointNormalization: 'sum' | 'mean';
+  /** Softmax temperature of the joint sampler's draws. */
+  selectionTemperature: number;
+  /** Run folder of the reference model (needed by every method but uniform and hard-learner). */
+  reference: string;
+  /** Resolution the learner scores the super-batch at: full, or low (half, on the same weights — Flexi-JEST). */
+  scoreResolution: 'full' | 'low';
+  /** Share of each training batch trained at half resolution (Flexi-JEST). */
+  lowResFraction: number;
   /** Optimizer steps. */
   steps: number;
   /** Pairs trained per step (b). */
@@ -61,6 +80,10 @@ export interface TrainConfig {
   maxVocab: number;
   /** Initial SigLIP bias; empty (null) = −ln(batchSize), which avoids the plateau SigLIP's −10 falls into at small batches. */
   initBias: number | null;
+  /** Write a checkpoint every this many steps (and at the end). */
+  checkpointEvery: number;
+  /** Checkpoints kept (newest first; those a branch starts from are always kept). */
+  keepCheckpoints: number;
   /** Consecutive non-finite losses tolerated (the step is skipped) before the run fails. */
   maxBadSteps: number;
   /** Run folder; empty = `.sift/runs/<id>` under the current folder. */
@@ -73,6 +96,13 @@ export const defaultTrainConfig: TrainConfig = {
   evalFraction: 0.05,
   evalSize: 1000,
   method: 'uniform',
+  filterRatio: 0.8,
+  chunks: 16,
+  jointNormalization: 'sum',
+  selectionTemperature: 1,
+  reference: '',
+  scoreResolution: 'full',
+  lowResFraction: 0,
   steps: 600,
   batchSize: 64,
   seed: 0,
@@ -93,6 +123,8 @@ export const defaultTrainConfig: TrainConfig = {
   embedDim: defaultModelConfig.embedDim,
   maxVocab: 8192,
   initBias: null,
+  checkpointEvery: 100,
+  keepCheckpoints: 3,
   maxBadSteps: 10,
   runDir: '',
 };
@@ -104,6 +136,13 @@ export const configHelp: Record<keyof TrainConfig, string> = {
   evalFraction: 'share of the training data held out for eval when no eval data is given',
   evalSize: 'most eval pairs used',
   method: `how batches are chosen: ${methods.join(', ')}`,
+  filterRatio: 'share of each super-batch filtered out: super-batch = batch size / (1 - filter ratio)',
+  chunks: 'chunks the joint sampler draws a batch in',
+  jointNormalization: 'conditional score scaling as the batch grows: sum (paper) or mean',
+  selectionTemperature: 'softmax temperature of the joint sampler',
+  reference: 'run folder of the reference model (sift reference)',
+  scoreResolution: 'learner scoring resolution: full or low (half, same weights)',
+  lowResFraction: 'share of each batch trained at half resolution',
   steps: 'optimizer steps',
   batchSize: 'pairs trained per step',
   seed: 'seed of every random choice',
@@ -124,6 +163,8 @@ export const configHelp: Record<keyof TrainConfig, string> = {
   embedDim: 'shared embedding dimension',
   maxVocab: 'most words in the vocabulary',
   initBias: 'initial SigLIP bias (null = -ln(batch size))',
+  checkpointEvery: 'checkpoint every N steps (and at the end)',
+  keepCheckpoints: 'checkpoints kept (newest; branch points always kept)',
   maxBadSteps: 'consecutive non-finite losses tolerated before the run fails',
   runDir: "run folder ('' = .sift/runs/<id>)",
 };
@@ -143,6 +184,13 @@ const fieldKinds: Record<keyof TrainConfig, FieldKind> = {
   evalFraction: { kind: 'number', min: 0, max: 0.5 },
   evalSize: { kind: 'int', min: 10 },
   method: { kind: 'enum', values: methods },
+  filterRatio: { kind: 'number', min: 0, max: 0.95 },
+  chunks: { kind: 'int', min: 1 },
+  jointNormalization: { kind: 'enum', values: ['sum', 'mean'] },
+  selectionTemperature: { kind: 'number', min: 0.001, max: 1000 },
+  reference: { kind: 'string' },
+  scoreResolution: { kind: 'enum', values: ['full', 'low'] },
+  lowResFraction: { kind: 'number', min: 0, max: 1 },
   steps: { kind: 'int', min: 1 },
   batchSize: { kind: 'int', min: 2 },
   seed: { kind: 'int', min: 0 },
@@ -163,6 +211,8 @@ const fieldKinds: Record<keyof TrainConfig, FieldKind> = {
   embedDim: { kind: 'int', min: 2 },
   maxVocab: { kind: 'int', min: 3 },
   initBias: { kind: 'nullable-number' },
+  checkpointEvery: { kind: 'int', min: 1 },
+  keepCheckpoints: { kind: 'int', min: 1 },
   maxBadSteps: { kind: 'int', min: 0 },
   runDir: { kind: 'string' },
 };
@@ -238,10 +288,42 @@ export function validateConfig(partial: Record<string, unknown>, where: string):
   return out as Partial<TrainConfig>;
 }
 
+export function needsReference(method: Method): boolean {
+  return method === 'jest' || method === 'independent' || method === 'easy-reference';
+}
+
+/** Candidates scored per step: b / (1 − f), rounded; b itself for uniform batches. */
+export function superBatchSize(config: Pick<TrainConfig, 'method' | 'batchSize' | 'filterRatio'>): number {
+  return config.method === 'uniform' ? config.batchSize : Math.round(config.batchSize / (1 - config.filterRatio));
+}
+
 export function resolveConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
   const config = Object.assign({}, defaultTrainConfig, ...layers) as TrainConfig;
+  if (needsReference(config.method) && !config.reference) {
+    throw new ConfigError(`method "${config.method}" scores with a reference model: give --reference RUN_DIR (train one with: sift reference --run-dir RUN_DIR).`);
+  }
   if (config.imageSize % (config.patchSize * 2) !== 0) {
     throw new ConfigError(`imageSize ${config.imageSize} must be a multiple of 2 × patchSize (${config.patchSize}) so it can also be scored at half resolution.`);
   }
   return config;
+}
+
+/** The dual encoder a config describes (hidden widths follow the tower widths). */
+export function modelConfigFor(config: TrainConfig, vocabSize: number): ModelConfig {
+  return {
+    ...defaultModelConfig,
+    imageSize: config.imageSize,
+    patchSize: config.patchSize,
+    imageWidth: config.imageWidth,
+    imageDepth: config.imageDepth,
+    imageTokenHidden: config.imageWidth,
+    imageChannelHidden: config.imageWidth * 2,
+    textWidth: config.textWidth,
+    textDepth: config.textDepth,
+    textLength: config.textLength,
+    textChannelHidden: config.textWidth * 2,
+    embedDim: config.embedDim,
+    vocabSize,
+    initBias: config.initBias ?? -Math.log(config.batchSize),
+  };
 }

@@ -44,8 +44,8 @@ export class AdamW {
     private readonly variables: Map<string, tf.Variable>,
   ) {
     for (const [name, variable] of variables) {
-      this.firstMoments.set(name, tf.variable(tf.zerosLike(variable), false, `${name}/adam_m`));
-      this.secondMoments.set(name, tf.variable(tf.zerosLike(variable), false, `${name}/adam_v`));
+      this.firstMoments.set(name, tf.variable(tf.zerosLike(variable), false, `${variable.name}/adam_m`));
+      this.secondMoments.set(name, tf.variable(tf.zerosLike(variable), false, `${variable.name}/adam_v`));
     }
   }
 
@@ -63,7 +63,7 @@ export class AdamW {
     const correction2 = 1 - beta2 ** this.updates;
     tf.tidy(() => {
       for (const [name, variable] of this.variables) {
-        const raw = grads[name];
+        const raw = grads[variable.name]; // variableGrads keys by the scoped tfjs name
         if (!raw) continue;
         const grad = clipScale === 1 ? raw : tf.mul(raw, clipScale);
         const m = this.firstMoments.get(name)!;
@@ -79,11 +79,19 @@ export class AdamW {
     return norm;
   }
 
+  /** The moment slots, keyed by parameter name, with the suffix they are saved under. */
+  private slots(): [string, Map<string, tf.Variable>][] {
+    return [
+      ['adam_m', this.firstMoments],
+      ['adam_v', this.secondMoments],
+    ];
+  }
+
   async save(): Promise<{ updates: number; moments: SavedParam[] }> {
     const moments: SavedParam[] = [];
-    for (const slots of [this.firstMoments, this.secondMoments]) {
-      for (const variable of slots.values()) {
-        moments.push({ name: variable.name, shape: [...variable.shape], values: (await variable.data()) as Float32Array });
+    for (const [suffix, slots] of this.slots()) {
+      for (const [name, variable] of slots) {
+        moments.push({ name: `${name}/${suffix}`, shape: [...variable.shape], values: (await variable.data()) as Float32Array });
       }
     }
     return { updates: this.updates, moments };
@@ -91,10 +99,10 @@ export class AdamW {
 
   load(state: { updates: number; moments: readonly SavedParam[] }): void {
     const byName = new Map(state.moments.map((m) => [m.name, m]));
-    for (const slots of [this.firstMoments, this.secondMoments]) {
-      for (const variable of slots.values()) {
-        const saved = byName.get(variable.name);
-        if (!saved) throw new Error(`optimizer state has no slot ${variable.name}`);
+    for (const [suffix, slots] of this.slots()) {
+      for (const [name, variable] of slots) {
+        const saved = byName.get(`${name}/${suffix}`);
+        if (!saved) throw new Error(`optimizer state has no slot ${name}/${suffix}`);
         tf.tidy(() => variable.assign(tf.tensor(saved.values, saved.shape)));
       }
     }

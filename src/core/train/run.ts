@@ -1,212 +1,180 @@
 /**
- * A training run, top to bottom: backend → data → tokenizer → model →
- * the step loop (with periodic eval) → summary. The CLI and the worker both
- * call `trainRun`; what the user sees comes back through `hooks`.
+ * A training run, top to bottom: open the run and its trainer (from the
+ * newest whole checkpoint when there is one), step until done with periodic
+ * eval and checkpoints, then write the summary. This is the one training
+ * loop: tests call it in-process, the worker calls it with a `RunControl`
+ * that pauses, stops and checkpoints it at step boundaries.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
-import { selectBackend } from '../backend';
-import { openDataset } from '../data/open';
-import { EpochSampler } from '../data/sampler';
-import { holdOut } from '../data/subset';
-import { Tokenizer } from '../data/tokenizer';
-import type { ImageTextDataset } from '../data/types';
-import { DualEncoder, defaultModelConfig, forwardFlops, patchify, similarityFlops, type ModelConfig } from '../model/dualEncoder';
-import { contrastiveLoss } from '../model/losses';
-import { Rng } from '../random';
-import { newRunId, RunRecord, type DataSummary, type EvalMetrics, type TrainMetrics } from '../runs/record';
-import type { TrainConfig } from './config';
-import { evaluate, prepareEvalSet, type EvalSet } from './eval';
-import { AdamW, learningRateAt } from './optimizer';
-
-export interface TrainHooks {
-  /** Plain-language progress of the slow set-up stages (indexing data, …). */
-  onStage?: (message: string) => void;
-  onTrain?: (line: TrainMetrics, totalSteps: number) => void;
-  onEval?: (line: EvalMetrics) => void;
-  /** A warning the user should see (skipped rows, slow backend, skipped step). */
-  onWarning?: (message: string) => void;
-}
+import { checkpointDir } from '../runs/checkpoint';
+import { readJsonl, WriteError } from '../runs/jsonl';
+import { openRunJson, resumePoint, type ResumePoint } from '../runs/lineage';
+import { newRunId, RunRecord, type EvalMetrics, type MetricLine, type RunStatus } from '../runs/record';
+import { ConfigError, resolveConfig, type TrainConfig } from './config';
+import { Trainer, type TrainHooks } from './trainer';
 
 export interface TrainResult {
   runDir: string;
+  /** Evals run by this call (a resumed run's earlier ones are in metrics.jsonl). */
   evals: EvalMetrics[];
-  status: 'finished' | 'failed';
+  /** finished: all steps done; stopped: ended early by request; paused: checkpointed and left to resume later. */
+  status: 'finished' | 'stopped' | 'paused';
 }
 
-function summarise(dataset: ImageTextDataset): DataSummary {
-  return { source: dataset.source, format: dataset.format, size: dataset.size, skips: dataset.skips };
+export interface CheckpointInfo {
+  step: number;
+  dir: string;
+  bytes: number;
+  /** Time it took to write; 0 when the checkpoint at this step already existed. */
+  ms: number;
+  /** False when the checkpoint at this step already existed (it is not written twice). */
+  written: boolean;
 }
 
-function describeSkips(dataset: ImageTextDataset): string | undefined {
-  const { skips } = dataset;
-  const skipped = skips.rowsSeen - skips.rowsUsed;
-  if (skipped === 0) return undefined;
-  const reasons = Object.entries(skips.counts)
-    .map(([reason, count]) => `${count} ${reason}`)
-    .join(', ');
-  const first = skips.first.map((row) => `  ${row.where}: ${row.reason}: ${row.detail}`).join('\n');
-  return `${dataset.source}: skipped ${skipped} of ${skips.rowsSeen} rows (${reasons}). First:\n${first}`;
+export interface OpenedRun {
+  record: RunRecord;
+  step: number;
+  totalSteps: number;
+  /** The checkpoint training continues from; undefined: from step 0. */
+  resumedFrom?: ResumePoint;
 }
 
-export function modelConfigFor(config: TrainConfig, vocabSize: number): ModelConfig {
-  return {
-    ...defaultModelConfig,
-    imageSize: config.imageSize,
-    patchSize: config.patchSize,
-    imageWidth: config.imageWidth,
-    imageDepth: config.imageDepth,
-    imageTokenHidden: config.imageWidth,
-    imageChannelHidden: config.imageWidth * 2,
-    textWidth: config.textWidth,
-    textDepth: config.textDepth,
-    textLength: config.textLength,
-    textChannelHidden: config.textWidth * 2,
-    embedDim: config.embedDim,
-    vocabSize,
-    initBias: config.initBias ?? -Math.log(config.batchSize),
-  };
+/** What a step boundary may do: go on, end the run early (stopped), or leave it paused for later. */
+export type BoundaryDecision = 'continue' | 'stop' | 'suspend';
+
+/** Drives a run from outside (the worker): pause, stop and checkpoint-now happen at step boundaries. */
+export interface RunControl {
+  opened?(run: OpenedRun): void;
+  /**
+   * Awaited before every step (a pause is this promise not resolving yet).
+   * `checkpoint` writes one at the current step unless it exists. On `stop`
+   * and `suspend` the loop checkpoints before it ends.
+   */
+  atBoundary(checkpoint: () => Promise<CheckpointInfo>): Promise<BoundaryDecision>;
+  /**
+   * A write to the run folder failed for a reason the user can fix (disk full,
+   * read-only). `continue` reopens the run from its newest whole checkpoint.
+   */
+  writeFailed(error: WriteError): Promise<BoundaryDecision>;
+  checkpointed?(checkpoint: CheckpointInfo): void;
 }
 
-export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Promise<TrainResult> {
+/** Creates the folder and run.json of a new run in `config.runDir` (default `.sift/runs/<id>`); returns the folder. */
+export function createRun(config: TrainConfig): string {
   const runDir = config.runDir || path.join('.sift', 'runs', newRunId());
-  const record = RunRecord.create(runDir, config);
+  RunRecord.create(runDir, config).close();
+  return runDir;
+}
+
+/** Trains a new run: `createRun`, then the loop from step 0. */
+export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}, control?: RunControl): Promise<TrainResult> {
+  return resumeRun(createRun(config), hooks, control);
+}
+
+/**
+ * Continues the run in `runDir` from its newest whole checkpoint (a branch
+ * without one: from its parent's fork checkpoint; none: from step 0). Lines
+ * its logs hold past that step are dropped first, so the steps it takes
+ * again are written once — and, the run being deterministic, identically.
+ */
+export async function resumeRun(runDir: string, hooks: TrainHooks = {}, control?: RunControl): Promise<TrainResult> {
   const evals: EvalMetrics[] = [];
-  let model: DualEncoder | undefined;
-  let optimizer: AdamW | undefined;
-  const datasets: ImageTextDataset[] = [];
-  try {
-    // ---- backend -------------------------------------------------------------
-    const backend = await selectBackend(config.backend);
-    record.update({ backend: { chosen: backend.chosen, attempts: backend.attempts, warning: backend.warning } });
-    if (backend.warning) hooks.onWarning?.(backend.warning);
-
-    // ---- data ----------------------------------------------------------------
-    const open = async (spec: string, role: string): Promise<ImageTextDataset> => {
-      hooks.onStage?.(`Indexing ${role} data ${spec}…`);
-      const dataset = await openDataset(spec, { resolution: config.imageSize });
-      datasets.push(dataset);
-      const skips = describeSkips(dataset);
-      if (skips) hooks.onWarning?.(skips);
-      return dataset;
-    };
-    let train = await open(config.data, 'training');
-    let evalData: ImageTextDataset;
-    const evalHeldOut = !config.evalData;
-    if (config.evalData) {
-      evalData = await open(config.evalData, 'eval');
-    } else {
-      ({ train, heldOut: evalData } = holdOut(train, config.evalFraction, config.seed));
-    }
-    record.update({ data: { train: summarise(train), eval: summarise(evalData), evalHeldOut } });
-    const rng = new Rng(config.seed);
-    const evalPickRng = rng.fork();
-    const evalSet: EvalSet = prepareEvalSet(evalData, config.evalSize, (n) => evalPickRng.shuffle([...Array(evalData.size).keys()]).slice(0, n));
-
-    // ---- tokenizer and model -----------------------------------------------
-    const captions = (function* () {
-      for (let i = 0; i < train.size; i++) yield train.caption(i);
-    })();
-    const tokenizer = Tokenizer.build(captions, { maxVocab: config.maxVocab, maxLength: config.textLength });
-    record.writeJson('tokenizer.json', tokenizer.toJson());
-    const modelConfig = modelConfigFor(config, tokenizer.size);
-    model = new DualEncoder(modelConfig, rng.fork());
-    const flopsPerExample = forwardFlops(modelConfig);
-    const forwardPerExample = flopsPerExample.image + flopsPerExample.text;
-    // Training = forward + backward (≈ 2× forward), plus the batch × batch similarity both ways.
-    const flopsPerStep = 3 * (forwardPerExample * config.batchSize + similarityFlops(config.batchSize, config.batchSize, modelConfig.embedDim));
-    record.update({ model: { parameters: model.params.count(), forwardFlopsPerExample: forwardPerExample, vocabSize: tokenizer.size } });
-    optimizer = new AdamW(
-      {
-        learningRate: config.learningRate,
-        beta1: 0.9,
-        beta2: 0.98,
-        epsilon: 1e-8,
-        weightDecay: config.weightDecay,
-        clipNorm: 1,
-        warmupSteps: config.warmupSteps,
-        totalSteps: config.steps,
-        minLrRatio: 0.05,
-      },
-      model.params.variables,
-    );
-    const sampler = new EpochSampler(train.size, rng.fork().nextUint32());
-
-    // ---- the loop ------------------------------------------------------------
-    record.update({ status: 'running' });
-    const started = performance.now();
-    const wallSeconds = (): number => (performance.now() - started) / 1000;
-    let examplesSeen = 0;
-    let flops = 0;
-    let badSteps = 0;
-    let skippedSteps = 0;
-    const runEval = async (step: number): Promise<void> => {
-      hooks.onStage?.(`Evaluating at step ${step} on ${evalSet.indices.length} pairs…`);
-      const result = await evaluate(model!, tokenizer, evalSet, config.zeroshotTemplate);
-      const line: EvalMetrics = { type: 'eval', step, examples_seen: examplesSeen, flops, wall_s: wallSeconds(), ...result };
-      record.metrics.append(line);
-      evals.push(line);
-      hooks.onEval?.(line);
-    };
-
-    for (let step = 0; step < config.steps; step++) {
-      const rows = sampler.next(config.batchSize);
-      const pixels = await train.loadImages(rows);
-      const ids = tokenizer.encodeBatch(rows.map((i) => train.caption(i)));
-      const patches = patchify(pixels, rows.length, config.imageSize, config.patchSize, 1);
-      const { value, grads } = tf.variableGrads(() => {
-        const image = model!.embedImages(patches);
-        const text = model!.embedTexts(ids, rows.length);
-        return contrastiveLoss(config.loss, image, text, model!.temperature, model!.bias).loss;
-      });
-      const loss = (await value.data())[0];
-      let gradNorm = NaN;
-      if (Number.isFinite(loss)) {
-        badSteps = 0;
-        gradNorm = optimizer.apply(grads, step);
-      } else {
-        // NaN guard: skip the update, keep the weights; fail only if it persists.
-        badSteps++;
-        skippedSteps++;
-        hooks.onWarning?.(`step ${step}: loss is ${loss}; the update was skipped (${badSteps} in a row).`);
-        if (badSteps > config.maxBadSteps) {
-          throw new Error(`The loss was not finite for ${badSteps} steps in a row (last at step ${step}). Lower learningRate (now ${config.learningRate}) or check the data.`);
-        }
+  for (;;) {
+    try {
+      const status = await trainFromCheckpoint(runDir, hooks, control, evals);
+      return { runDir, evals, status };
+    } catch (error) {
+      if (!(error instanceof WriteError) || !control) throw Object.assign(error as Error, { runDir });
+      hooks.onWarning?.(error.message);
+      const decision = await control.writeFailed(error);
+      if (decision !== 'continue') {
+        const status = decision === 'stop' ? 'stopped' : 'paused';
+        markStatus(runDir, status);
+        return { runDir, evals, status };
       }
-      tf.dispose([value, ...Object.values(grads)]);
-      examplesSeen += rows.length;
-      flops += flopsPerStep;
-      const [temperature, bias] = tf.tidy(() => [model!.temperature.dataSync()[0], model!.bias.dataSync()[0]]);
-      const line: TrainMetrics = {
-        type: 'train',
-        step: step + 1,
-        examples_seen: examplesSeen,
-        flops,
-        wall_s: wallSeconds(),
-        loss,
-        lr: learningRateAt(step, optimizer.config),
-        grad_norm: gradNorm,
-        temperature,
-        bias,
-      };
-      record.metrics.append(line);
-      hooks.onTrain?.(line, config.steps);
-      if ((step + 1) % config.evalEvery === 0 || step + 1 === config.steps) await runEval(step + 1);
+      // Space is back (or so the user says): reopen from what is whole on disk.
+    }
+  }
+}
+
+/** Best effort: the disk that just failed may still refuse this write. */
+function markStatus(runDir: string, status: RunStatus): void {
+  try {
+    const record = RunRecord.open(runDir);
+    record.update({ status });
+    record.close();
+  } catch {
+    // The run stays as it was on disk; its newest whole checkpoint is what resume uses.
+  }
+}
+
+async function trainFromCheckpoint(runDir: string, hooks: TrainHooks, control: RunControl | undefined, evals: EvalMetrics[]): Promise<TrainResult['status']> {
+  const run = openRunJson(runDir, 'resume');
+  if (run.status === 'finished') throw new ConfigError(`${runDir} already finished (${run.config.steps} steps). To train on from it, branch it: sift branch ${runDir} --at-step ${run.config.steps} --set steps=${2 * run.config.steps}`);
+  const config = resolveConfig(run.config);
+  const from = resumePoint(runDir, run);
+  const record = RunRecord.open(runDir, from?.step ?? 0);
+  // After a retried write failure, evals past the checkpoint are taken again.
+  evals.splice(0, evals.length, ...evals.filter((line) => line.step <= (from?.step ?? 0)));
+  let trainer: Trainer | undefined;
+  try {
+    trainer = await Trainer.open(config, record, hooks, from);
+    record.update({ status: 'running', error: undefined });
+    control?.opened?.({ record, step: trainer.step, totalSteps: config.steps, resumedFrom: from });
+    const opened = trainer;
+    const checkpoint = async (): Promise<CheckpointInfo> => {
+      const dir = checkpointDir(runDir, opened.step);
+      if (fs.existsSync(path.join(dir, 'state.json'))) return { step: opened.step, dir, bytes: folderBytes(dir), ms: 0, written: false };
+      const written = await opened.checkpoint(record.pinnedCheckpoints());
+      const info = { step: opened.step, dir: written.dir, bytes: written.bytes, ms: written.ms, written: true };
+      control?.checkpointed?.(info);
+      return info;
+    };
+
+    while (!trainer.done) {
+      const decision = control ? await control.atBoundary(checkpoint) : 'continue';
+      if (decision !== 'continue') {
+        await checkpoint();
+        const status = decision === 'stop' ? 'stopped' : 'paused';
+        record.update({ status });
+        return status;
+      }
+      await trainer.trainStep();
+      if (trainer.evalDue) evals.push(await trainer.evaluate());
+      if (trainer.checkpointDue) await checkpoint();
     }
 
+    const counters = trainer.counters;
+    const finalEval = evals[evals.length - 1] ?? lastEval(runDir);
     record.update({
       status: 'finished',
-      summary: { steps: config.steps, examplesSeen, wallSeconds: wallSeconds(), finalEval: evals[evals.length - 1], skippedSteps },
+      summary: { steps: counters.step, examplesSeen: counters.examplesSeen, wallSeconds: counters.activeSeconds, finalEval, skippedSteps: counters.skippedSteps },
     });
-    return { runDir, evals, status: 'finished' };
+    return 'finished';
   } catch (error) {
-    const err = error as Error;
-    record.update({ status: 'failed', error: { message: err.message, detail: err.stack } });
-    throw Object.assign(err, { runDir });
+    if (error instanceof WriteError) {
+      try {
+        record.update({ status: 'paused', error: { message: error.message } });
+      } catch {
+        // Expected: the folder refuses writes.
+      }
+    } else {
+      record.update({ status: 'failed', error: { message: (error as Error).message, detail: (error as Error).stack } });
+    }
+    throw error;
   } finally {
     record.close();
-    optimizer?.dispose();
-    model?.dispose();
-    await Promise.all(datasets.map((d) => d.close()));
+    await trainer?.close();
   }
+}
+
+/** The last eval line on disk: a run resumed at its final checkpoint evaluated before it was interrupted. */
+function lastEval(runDir: string): EvalMetrics | undefined {
+  const rows = readJsonl<MetricLine>(path.join(runDir, 'metrics.jsonl')).rows;
+  return rows.filter((row): row is EvalMetrics => row.type === 'eval').pop();
+}
+
+function folderBytes(dir: string): number {
+  return fs.readdirSync(dir).reduce((sum, name) => sum + fs.statSync(path.join(dir, name)).size, 0);
 }

@@ -34,11 +34,18 @@ export interface FileRowsInit {
 /** How many image files are read at once while validating. */
 const VALIDATE_CONCURRENCY = 32;
 
+/** A row whose fields passed; its image is still to be read and decoded. */
+interface Candidate {
+  /** Position in `rows`. */
+  row: number;
+  fields: RowFields;
+  file: string;
+}
+
 export async function openFileRows(init: FileRowsInit): Promise<ImageTextDataset> {
   const { rows, log, settings } = init;
   const problems: (Problem | undefined)[] = new Array(rows.length);
-  const paths: (string | undefined)[] = new Array(rows.length);
-  const toCheck: number[] = [];
+  const candidates: Candidate[] = [];
   rows.forEach((row, k) => {
     log.row();
     if (!row.fields.ok) {
@@ -47,55 +54,51 @@ export async function openFileRows(init: FileRowsInit): Promise<ImageTextDataset
     }
     const resolved = resolveInside(init.root, row.fields.value.image);
     if (!resolved.ok) problems[k] = resolved;
-    else {
-      paths[k] = resolved.value;
-      toCheck.push(k);
-    }
+    else candidates.push({ row: k, fields: row.fields.value, file: resolved.value });
   });
 
   // Validation decodes each image anyway; keep the first results (by row
   // position, within the cache budget) to seed the dataset's cache.
   const warm = new ImageCache(settings.cacheBytes);
+  const digests: string[] = [];
   const progress = throttledProgress(settings.onProgress);
   let done = 0;
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (next < toCheck.length) {
-      const k = toCheck[next++];
-      const row = rows[k].fields as { value: RowFields };
-      const bytes = await readImageFile(paths[k]!, row.value.image);
-      if (!bytes.ok) problems[k] = bytes;
+    while (next < candidates.length) {
+      const { row, fields, file } = candidates[next++];
+      const bytes = await readImageFile(file, fields.image);
+      if (!bytes.ok) problems[row] = bytes;
       else {
         try {
-          validateImage(bytes.value, settings.resolution, warm, k);
+          digests[row] = validateImage(bytes.value, settings.resolution, warm, row);
         } catch (err) {
-          problems[k] = { reason: 'corrupt-image', detail: `image "${row.value.image}" is corrupt or truncated: ${(err as Error).message}` };
+          problems[row] = { reason: 'corrupt-image', detail: `image "${fields.image}" is corrupt or truncated: ${(err as Error).message}` };
         }
       }
-      progress(++done, toCheck.length);
+      progress(++done, candidates.length);
     }
   };
-  progress(0, toCheck.length, true);
-  await Promise.all(Array.from({ length: Math.min(VALIDATE_CONCURRENCY, toCheck.length) }, worker));
+  progress(0, candidates.length, true);
+  await Promise.all(Array.from({ length: Math.min(VALIDATE_CONCURRENCY, candidates.length) }, worker));
 
   // Skips are logged here, in file order, so the report does not depend on
   // which read finished first.
+  rows.forEach((row, k) => {
+    const problem = problems[k];
+    if (problem) log.skip(problem.reason, row.where, problem.detail);
+  });
   const used: IndexedRow[] = [];
   const files: string[] = [];
   const where: string[] = [];
   const indexOfRow = new Map<number, number>();
-  rows.forEach((row, k) => {
-    const problem = problems[k];
-    if (problem) {
-      log.skip(problem.reason, row.where, problem.detail);
-      return;
-    }
-    const { caption, label, noisy } = (row.fields as { value: RowFields }).value;
-    indexOfRow.set(k, used.length);
-    used.push({ id: row.id, caption, label, noisy });
-    files.push(paths[k]!);
-    where.push(row.where);
-  });
+  for (const { row, fields, file } of candidates) {
+    if (problems[row]) continue;
+    indexOfRow.set(row, used.length);
+    used.push({ id: rows[row].id, caption: fields.caption, label: fields.label, noisy: fields.noisy, imageDigest: digests[row] });
+    files.push(file);
+    where.push(rows[row].where);
+  }
   if (used.length === 0) throw log.noUsableRows(init.source);
 
   const cache = new ImageCache(settings.cacheBytes);

@@ -9,6 +9,7 @@ import { openJsonl } from './jsonl.ts';
 
 export const CAPTIONS_FILE = 'captions.jsonl';
 
-export function openFolder(folder: string, options: OpenDatasetOptions): Promise<ImageTextDataset> {
-  return openJsonl(path.join(folder, CAPTIONS_FILE), options, { source: folder, format: 'folder' });
+/** `source` is how the user named the folder (defaults to the path given). */
+export function openFolder(folder: string, options: OpenDatasetOptions, source: string = folder): Promise<ImageTextDataset> {
+  return openJsonl(path.join(folder, CAPTIONS_FILE), options, { source, format: 'folder' });
 }

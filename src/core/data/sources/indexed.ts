@@ -5,6 +5,7 @@
  * re-decodes the rest through the source's `ImageStore`, so memory stays flat
  * however large the dataset is.
  */
+import { createHash } from 'node:crypto';
 import { decodeImage, decodeRgb, resizeToSquare, writeUnitFloats } from '../decode.ts';
 import { DataError } from '../types.ts';
 import type { ImageTextDataset, SkipReport } from '../types.ts';
@@ -24,6 +25,8 @@ export interface IndexedRow {
   caption: string;
   label?: string;
   noisy?: boolean;
+  /** Digest of the image file's bytes, taken when it was validated. */
+  imageDigest: string;
 }
 
 export interface IndexedDatasetInit {
@@ -43,9 +46,10 @@ export interface IndexedDatasetInit {
  * `index`, so the first batches need no re-read; past that, resizing would be
  * wasted work, since the LRU would only evict it again.
  */
-export function validateImage(bytes: Uint8Array, resolution: number, cache: ImageCache, index: number): void {
+export function validateImage(bytes: Uint8Array, resolution: number, cache: ImageCache, index: number): string {
   const decoded = decodeRgb(bytes);
   if (cache.hasRoomFor(resolution * resolution * 3)) cache.set(index, resizeToSquare(decoded, resolution));
+  return createHash('sha1').update(bytes).digest('hex').slice(0, 16);
 }
 
 /** How many image reads one `loadImages` call keeps in flight. */
@@ -71,6 +75,17 @@ export class IndexedDataset implements ImageTextDataset {
     this.store = init.store;
     this.skips = init.skips;
     this.cache = init.cache;
+  }
+
+  private digest: string | undefined;
+
+  fingerprint(): string {
+    if (!this.digest) {
+      const hash = createHash('sha256').update(`sift-pool-v1\0${this.resolution}\0`);
+      for (const row of this.rows) hash.update(`${row.id}\0${row.caption}\0${row.label ?? ''}\0${row.imageDigest}\n`);
+      this.digest = hash.digest('hex');
+    }
+    return this.digest;
   }
 
   id(index: number): string {

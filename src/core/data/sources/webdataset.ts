@@ -137,7 +137,7 @@ async function indexShard(shard: string, shardIndex: number, state: IndexState):
       state.log.skip(
         'unreadable',
         shardName,
-        `the tar is corrupt or cut short after ${samples} samples (${(err as Error).message}); ` +
+        `the tar is corrupt or cut short after ${samples} complete sample${samples === 1 ? '' : 's'} (${(err as Error).message}); ` +
           'the samples before that point are used — re-download or re-create this shard',
       );
     }
@@ -163,9 +163,9 @@ function finishSample(sample: PendingSample, shardName: string, shardIndex: numb
   } else {
     const image = sample.image!;
     try {
-      validateImage(image.bytes, settings.resolution, state.cache, state.rows.length);
+      const imageDigest = validateImage(image.bytes, settings.resolution, state.cache, state.rows.length);
       const { caption, label, noisy } = checked.value;
-      state.rows.push({ id: sample.key, caption, label, noisy });
+      state.rows.push({ id: sample.key, caption, label, noisy, imageDigest });
       state.store.add(shardIndex, image.offset, image.bytes.length, where);
     } catch (err) {
       log.skip('corrupt-image', where, `image "${image.name}" is corrupt or truncated: ${(err as Error).message}`);

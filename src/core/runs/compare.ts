@@ -1,0 +1,170 @@
+/**
+ * The comparison the JEST paper is about: for each run, how many trained
+ * examples (and FLOPs, scoring included) it took to reach a target eval
+ * value — by default the final value of the uniform run in the set — and the
+ * ratios against that uniform run.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { readJsonl } from './jsonl';
+import type { EvalMetrics, MetricLine, RunJson, TrainMetrics } from './record';
+
+export const comparableMetrics = ['i2t_r1', 'i2t_r5', 't2i_r1', 't2i_r5', 'zeroshot_acc'] as const;
+export type ComparableMetric = (typeof comparableMetrics)[number];
+
+export interface RunComparison {
+  dir: string;
+  id: string;
+  method: string;
+  filterRatio?: number;
+  status: string;
+  steps: number;
+  examplesSeen: number;
+  flops: number;
+  final: Partial<Record<ComparableMetric, number>>;
+  /** Trained examples / FLOPs at which the target was first reached (linear between evals); null if never. */
+  examplesToTarget: number | null;
+  flopsToTarget: number | null;
+  /** Uniform's examples (FLOPs) to target ÷ this run's: > 1 means this run got there with less. */
+  examplesSpeedup: number | null;
+  flopsSpeedup: number | null;
+  /** Mean share of known-noisy pairs among the trained ones, and in the scored pool. */
+  pickedNoisy?: number;
+  poolNoisy?: number;
+  /** Mean share of a step's time spent scoring and selecting. */
+  scoreShare?: number;
+  selectShare?: number;
+}
+
+export interface Comparison {
+  metric: ComparableMetric;
+  target: number;
+  targetFrom: string;
+  baseline?: string;
+  runs: RunComparison[];
+}
+
+interface LoadedRun {
+  dir: string;
+  run: RunJson;
+  evals: EvalMetrics[];
+  trains: TrainMetrics[];
+  poolNoisy?: number;
+}
+
+function loadRun(dir: string): LoadedRun {
+  const runFile = path.join(dir, 'run.json');
+  if (!fs.existsSync(runFile)) throw new Error(`${dir}: not a run folder (no run.json).`);
+  const run = JSON.parse(fs.readFileSync(runFile, 'utf8')) as RunJson;
+  const { rows } = readJsonl<MetricLine>(path.join(dir, 'metrics.jsonl'));
+  const { rows: selections } = readJsonl<{ pool_noisy?: number }>(path.join(dir, 'selections.jsonl'));
+  const pool = selections.map((s) => s.pool_noisy).filter((x): x is number => x !== undefined);
+  return {
+    dir,
+    run,
+    evals: rows.filter((r): r is EvalMetrics => r.type === 'eval'),
+    trains: rows.filter((r): r is TrainMetrics => r.type === 'train'),
+    poolNoisy: pool.length ? mean(pool) : undefined,
+  };
+}
+
+function mean(xs: number[]): number {
+  return xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+/** Where a curve first reaches `target`, interpolated linearly between the eval below it and the one at or above. */
+export function firstReach(evals: readonly EvalMetrics[], metric: ComparableMetric, target: number, x: (e: EvalMetrics) => number): number | null {
+  let previous: EvalMetrics | undefined;
+  for (const e of evals) {
+    const value = e[metric];
+    if (value === undefined) continue;
+    if (value >= target) {
+      const before = previous?.[metric];
+      if (!previous || before === undefined || value === before) return x(e);
+      const t = (target - before) / (value - before);
+      return x(previous) + t * (x(e) - x(previous));
+    }
+    previous = e;
+  }
+  return null;
+}
+
+export function compareRuns(dirs: readonly string[], options: { metric?: ComparableMetric; target?: number } = {}): Comparison {
+  const metric = options.metric ?? 'i2t_r1';
+  const runs = dirs.map(loadRun);
+  const baseline = runs.find((r) => r.run.config.method === 'uniform');
+  let target = options.target;
+  let targetFrom = 'given';
+  if (target === undefined) {
+    if (!baseline) throw new Error('No uniform run among these to take the target from: add one, or give --target VALUE.');
+    const last = baseline.evals[baseline.evals.length - 1]?.[metric];
+    if (last === undefined) throw new Error(`${baseline.dir}: the uniform run has no ${metric} eval yet.`);
+    target = last;
+    targetFrom = `final ${metric} of ${baseline.run.id}`;
+  }
+  const baselineExamples = baseline ? firstReach(baseline.evals, metric, target, (e) => e.examples_seen) : null;
+  const baselineFlops = baseline ? firstReach(baseline.evals, metric, target, (e) => e.flops) : null;
+  const comparisons = runs.map((r): RunComparison => {
+    const last = r.evals[r.evals.length - 1];
+    const lastTrain = r.trains[r.trains.length - 1];
+    const final: Partial<Record<ComparableMetric, number>> = {};
+    for (const m of comparableMetrics) if (last?.[m] !== undefined) final[m] = last[m];
+    const examplesToTarget = firstReach(r.evals, metric, target!, (e) => e.examples_seen);
+    const flopsToTarget = firstReach(r.evals, metric, target!, (e) => e.flops);
+    const picked = r.trains.map((t) => t.picked_noisy).filter((x): x is number => x !== undefined);
+    const shares = (key: 'score_s' | 'select_s'): number | undefined => {
+      const rows = r.trains.filter((t) => t.step_s > 0 && t[key] !== undefined);
+      return rows.length ? mean(rows.map((t) => t[key] / t.step_s)) : undefined;
+    };
+    return {
+      dir: r.dir,
+      id: r.run.id,
+      method: r.run.config.method,
+      filterRatio: r.run.config.method === 'uniform' ? undefined : r.run.config.filterRatio,
+      status: r.run.status,
+      steps: lastTrain?.step ?? 0,
+      examplesSeen: lastTrain?.examples_seen ?? 0,
+      flops: lastTrain?.flops ?? 0,
+      final,
+      examplesToTarget,
+      flopsToTarget,
+      examplesSpeedup: baselineExamples !== null && examplesToTarget ? baselineExamples / examplesToTarget : null,
+      flopsSpeedup: baselineFlops !== null && flopsToTarget ? baselineFlops / flopsToTarget : null,
+      pickedNoisy: picked.length ? mean(picked) : undefined,
+      poolNoisy: r.poolNoisy,
+      scoreShare: shares('score_s'),
+      selectShare: shares('select_s'),
+    };
+  });
+  return { metric, target, targetFrom, baseline: baseline?.run.id, runs: comparisons };
+}
+
+const pct = (x: number | undefined): string => (x === undefined ? '–' : `${(100 * x).toFixed(1)}%`);
+const count = (x: number | null): string => (x === null ? 'not reached' : x >= 1e9 ? `${(x / 1e9).toFixed(1)}G` : x >= 1e3 ? `${(x / 1e3).toFixed(1)}k` : x.toFixed(0));
+const ratio = (x: number | null): string => (x === null ? '–' : `${x.toFixed(2)}×`);
+
+export function comparisonMarkdown(c: Comparison): string {
+  const header = ['run', 'method', 'F', `final ${c.metric}`, 'examples to target', '× vs uniform', 'FLOPs to target', '× vs uniform', 'noisy picked / pool', 'scoring / selection share of step'];
+  const rows = c.runs.map((r) => [
+    r.id,
+    r.method,
+    r.filterRatio === undefined ? '–' : String(r.filterRatio),
+    pct(r.final[c.metric]),
+    count(r.examplesToTarget),
+    ratio(r.examplesSpeedup),
+    count(r.flopsToTarget),
+    ratio(r.flopsSpeedup),
+    r.pickedNoisy === undefined ? '–' : `${pct(r.pickedNoisy)} / ${pct(r.poolNoisy)}`,
+    r.scoreShare === undefined ? '–' : `${pct(r.scoreShare)} / ${pct(r.selectShare)}`,
+  ]);
+  const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
+  return [
+    `Target: ${c.metric} ≥ ${pct(c.target)} (${c.targetFrom}).`,
+    '',
+    line(header),
+    line(header.map(() => '---')),
+    ...rows.map(line),
+    '',
+    'Examples and FLOPs to target are interpolated between evals; FLOPs count training, learner scoring and reference embedding.',
+  ].join('\n');
+}

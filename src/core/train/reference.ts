@@ -1,0 +1,118 @@
+/**
+ * The reference model (DESIGN.md, "Reference model"): a dual encoder trained
+ * first on curated data, then frozen. Its image and text embeddings for every
+ * example of a learner's pool are computed once and cached beside it, keyed by
+ * the pool's fingerprint and the checkpoint's digest, so reference losses for
+ * a super-batch cost one B × B product and a changed dataset or checkpoint is
+ * never served stale.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { Tokenizer, type TokenizerJson } from '../data/tokenizer';
+import type { ImageTextDataset } from '../data/types';
+import { DualEncoder, forwardFlops } from '../model/dualEncoder';
+import { Rng } from '../random';
+import { checkpointDir, listCheckpoints, readCheckpoint } from '../runs/checkpoint';
+import { writeFileAtomic } from '../runs/jsonl';
+import type { RunJson } from '../runs/record';
+import { embedCaptions, embedDatasetImages } from './eval';
+import { modelConfigFor } from './config';
+
+export interface ReferenceModel {
+  dir: string;
+  runId: string;
+  step: number;
+  model: DualEncoder;
+  tokenizer: Tokenizer;
+  /** Digest of the checkpoint's tensors: part of the cache key. */
+  checkpointDigest: string;
+}
+
+export interface ReferenceEmbeddings {
+  /** [pool size, dim] row-major, L2-normalised. */
+  image: Float32Array;
+  text: Float32Array;
+  dim: number;
+  temperature: number;
+  bias: number;
+  /** Forward FLOPs the reference spends per example (image + caption). */
+  forwardFlopsPerExample: number;
+  cacheFile: string;
+  /** False when the cache was read rather than computed now. */
+  computed: boolean;
+}
+
+export class ReferenceError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ReferenceError';
+  }
+}
+
+/** Loads a finished run's newest checkpoint as a frozen reference model. */
+export function loadReference(dir: string): ReferenceModel {
+  const runFile = path.join(dir, 'run.json');
+  if (!fs.existsSync(runFile)) {
+    throw new ReferenceError(`--reference ${dir}: no run.json there. Train one first: sift reference --run-dir ${dir}`);
+  }
+  const run = JSON.parse(fs.readFileSync(runFile, 'utf8')) as RunJson;
+  const steps = listCheckpoints(dir);
+  if (steps.length === 0) {
+    throw new ReferenceError(`--reference ${dir}: the run has no checkpoint yet (status: ${run.status}). Let it finish, or resume it: sift resume ${dir}`);
+  }
+  const step = steps[steps.length - 1];
+  const checkpoint = readCheckpoint<{ tokenizer: TokenizerJson }>(dir, step);
+  const tokenizer = Tokenizer.fromJson(checkpoint.state.tokenizer);
+  const model = new DualEncoder(modelConfigFor(run.config, tokenizer.size), new Rng(0));
+  model.params.load(checkpoint.params);
+  const checkpointDigest = createHash('sha256').update(fs.readFileSync(path.join(checkpointDir(dir, step), 'tensors.bin'))).digest('hex');
+  return { dir, runId: run.id, step, model, tokenizer, checkpointDigest };
+}
+
+function cacheKey(reference: ReferenceModel, dataset: ImageTextDataset): string {
+  return createHash('sha256').update(`${reference.checkpointDigest}\0${dataset.fingerprint()}\0${dataset.resolution}`).digest('hex').slice(0, 24);
+}
+
+/**
+ * The reference's embeddings of every pool example: read from the cache when
+ * its key matches, else computed (with progress) and cached atomically.
+ */
+export async function referenceEmbeddings(
+  reference: ReferenceModel,
+  dataset: ImageTextDataset,
+  onProgress?: (done: number, total: number) => void,
+): Promise<ReferenceEmbeddings> {
+  const { model, tokenizer } = reference;
+  const dim = model.config.embedDim;
+  if (model.config.imageSize !== dataset.resolution) {
+    throw new ReferenceError(`The reference ${reference.dir} was trained on ${model.config.imageSize}px images; this run uses ${dataset.resolution}px. Set imageSize to ${model.config.imageSize} or train a reference at ${dataset.resolution}px.`);
+  }
+  const [temperature, bias] = tf.tidy(() => [model.temperature.dataSync()[0], model.bias.dataSync()[0]]);
+  const flops = forwardFlops(model.config);
+  const cacheFile = path.join(reference.dir, 'embeddings', `${cacheKey(reference, dataset)}.bin`);
+  const expectedBytes = 2 * dataset.size * dim * 4;
+  if (fs.existsSync(cacheFile) && fs.statSync(cacheFile).size === expectedBytes) {
+    const buffer = fs.readFileSync(cacheFile);
+    const all = new Float32Array(buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength));
+    const half = dataset.size * dim;
+    return { image: all.slice(0, half), text: all.slice(half), dim, temperature, bias, forwardFlopsPerExample: flops.image + flops.text, cacheFile, computed: false };
+  }
+  const image = new Float32Array(dataset.size * dim);
+  const text = new Float32Array(dataset.size * dim);
+  const chunk = 1024;
+  for (let start = 0; start < dataset.size; start += chunk) {
+    const indices = Array.from({ length: Math.min(chunk, dataset.size - start) }, (_, i) => start + i);
+    image.set(await embedDatasetImages(model, dataset, indices), start * dim);
+    text.set(embedCaptions(model, tokenizer, indices.map((i) => dataset.caption(i))), start * dim);
+    onProgress?.(start + indices.length, dataset.size);
+  }
+  fs.mkdirSync(path.dirname(cacheFile), { recursive: true });
+  const all = new Float32Array(2 * dataset.size * dim);
+  all.set(image, 0);
+  all.set(text, image.length);
+  writeFileAtomic(cacheFile, new Uint8Array(all.buffer));
+  writeFileAtomic(cacheFile.replace(/\.bin$/, '.json'), JSON.stringify({ pool: dataset.source, size: dataset.size, fingerprint: dataset.fingerprint(), referenceStep: reference.step, dim, created: new Date().toISOString() }, null, 2));
+  return { image, text, dim, temperature, bias, forwardFlopsPerExample: flops.image + flops.text, cacheFile, computed: true };
+}

@@ -1,0 +1,145 @@
+/**
+ * JEST end to end on small built-in data: a reference run, its cached pool
+ * embeddings (and their invalidation), selecting runs of every method, and
+ * the comparison.
+ */
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { openDataset } from '../../src/core/data/open';
+import { resolveConfig, type TrainConfig } from '../../src/core/train/config';
+import { loadReference, referenceEmbeddings } from '../../src/core/train/reference';
+import { trainRun } from '../../src/core/train/run';
+import { compareRuns } from '../../src/core/runs/compare';
+import { readJsonl } from '../../src/core/runs/jsonl';
+import type { MetricLine, SelectionLine } from '../../src/core/runs/record';
+import { jsonl, png, tempDir, writeFiles } from './data-fixtures';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sift-jest-'));
+const referenceDir = path.join(root, 'reference');
+
+/** A model small enough that a step takes milliseconds. */
+const tiny: Partial<TrainConfig> = {
+  imageWidth: 16,
+  imageDepth: 1,
+  textWidth: 16,
+  textDepth: 1,
+  embedDim: 16,
+  batchSize: 8,
+  backend: 'wasm',
+  evalData: 'builtin:eval?size=48',
+  evalSize: 48,
+  zeroshotTemplate: 'a {label}',
+};
+
+before(async () => {
+  await trainRun(resolveConfig(tiny, { data: 'builtin:curated?size=200', steps: 4, evalEvery: 4, runDir: referenceDir }));
+});
+
+test('every selecting method trains, records its picks and counts scoring FLOPs apart', async () => {
+  for (const method of ['jest', 'independent', 'hard-learner', 'easy-reference'] as const) {
+    for (const loss of ['sigmoid', 'softmax'] as const) {
+      const runDir = path.join(root, `${method}-${loss}`);
+      await trainRun(resolveConfig(tiny, { data: 'builtin:train?size=300', method, loss, filterRatio: 0.5, chunks: 4, reference: referenceDir, steps: 3, evalEvery: 3, runDir }));
+      const { rows: selections } = readJsonl<SelectionLine>(path.join(runDir, 'selections.jsonl'));
+      assert.deepEqual(selections.map((s) => s.step), [1, 2, 3], `${method}/${loss}`);
+      for (const line of selections) {
+        assert.equal(line.ids.length, 8);
+        assert.equal(new Set(line.ids).size, 8, 'picks are distinct');
+        assert.equal(line.candidates, 16, 'super-batch = b / (1 - F)');
+        assert.equal(line.pick_logit?.length, 8);
+        if (method !== 'easy-reference') assert.equal(line.learner_loss?.length, 8);
+        if (method !== 'hard-learner') assert.equal(line.reference_loss?.length, 8);
+        if (line.learnability) line.learnability.forEach((l, i) => assert.ok(Math.abs(l - (line.learner_loss![i] - line.reference_loss![i])) < 0.02));
+        assert.ok(JSON.stringify(line).length < 2048 * 8 / 64 + 600, 'compact line');
+      }
+      const trains = readJsonl<MetricLine>(path.join(runDir, 'metrics.jsonl')).rows.filter((r) => r.type === 'train');
+      const last = trains[trains.length - 1];
+      assert.ok(last.type === 'train');
+      assert.equal(last.examples_seen, 24);
+      assert.equal(last.examples_scored, 48);
+      assert.ok(last.flops_score > 0 || method === 'easy-reference');
+      assert.ok(last.flops_reference > 0 || method === 'hard-learner');
+      assert.equal(last.flops, last.flops_train + last.flops_score + last.flops_reference);
+      assert.ok(last.picked_noisy !== undefined, 'the built-in data know which pairs are noisy');
+    }
+  }
+});
+
+test('Flexi-JEST: low-resolution scoring and low-resolution training cost fewer FLOPs', async () => {
+  const run = async (name: string, extra: Partial<TrainConfig>): Promise<{ score: number; train: number }> => {
+    const runDir = path.join(root, name);
+    await trainRun(resolveConfig(tiny, { data: 'builtin:train?size=300', method: 'jest', filterRatio: 0.5, reference: referenceDir, steps: 2, evalEvery: 2, runDir, ...extra }));
+    const last = readJsonl<MetricLine>(path.join(runDir, 'metrics.jsonl')).rows.filter((r) => r.type === 'train').pop()!;
+    assert.ok(last.type === 'train');
+    return { score: last.flops_score, train: last.flops_train };
+  };
+  const full = await run('flexi-full', {});
+  const low = await run('flexi-low', { scoreResolution: 'low', lowResFraction: 0.5 });
+  assert.ok(low.score < full.score * 0.7, `scoring FLOPs ${low.score} vs ${full.score}`);
+  assert.ok(low.train < full.train, `training FLOPs ${low.train} vs ${full.train}`);
+});
+
+test('reference embeddings are cached, and rebuilt when a data row or the checkpoint changes', async () => {
+  const dir = await tempDir('sift-refcache-');
+  const rows = Array.from({ length: 12 }, (_, i) => ({ image: `${i}.png`, caption: `a picture number ${i}` }));
+  const files: Record<string, string | Uint8Array> = { 'captions.jsonl': jsonl(rows) };
+  rows.forEach((_, i) => (files[`${i}.png`] = png(8, 8, [i * 20, 100, 200 - i * 10])));
+  await writeFiles(dir, files);
+  const reference = loadReference(referenceDir);
+  try {
+    const embed = async (): Promise<boolean> => {
+      const dataset = await openDataset(dir, { resolution: 32 });
+      try {
+        return (await referenceEmbeddings(reference, dataset)).computed;
+      } finally {
+        await dataset.close();
+      }
+    };
+    assert.equal(await embed(), true, 'first use computes');
+    assert.equal(await embed(), false, 'second use reads the cache');
+    rows[5].caption = 'a changed caption';
+    fs.writeFileSync(path.join(dir, 'captions.jsonl'), jsonl(rows));
+    assert.equal(await embed(), true, 'a changed caption rebuilds');
+    assert.equal(await embed(), false);
+    fs.writeFileSync(path.join(dir, '7.png'), png(8, 8, [1, 2, 3]));
+    assert.equal(await embed(), true, 'a changed image rebuilds');
+  } finally {
+    reference.model.dispose();
+  }
+  // A further-trained reference is another checkpoint: its digest differs, so nothing stale is served.
+  const longer = path.join(root, 'reference-longer');
+  await trainRun(resolveConfig(tiny, { data: 'builtin:curated?size=200', steps: 6, evalEvery: 6, runDir: longer }));
+  const other = loadReference(longer);
+  try {
+    const dataset = await openDataset(dir, { resolution: 32 });
+    const first = await referenceEmbeddings(other, dataset);
+    assert.equal(first.computed, true);
+    assert.notEqual(first.cacheFile, path.join(referenceDir, 'embeddings'));
+    await dataset.close();
+  } finally {
+    other.model.dispose();
+  }
+});
+
+test('a selecting method without a reference is a config error that says how to make one', () => {
+  assert.throws(() => resolveConfig({ method: 'jest' }), /method "jest" scores with a reference model: give --reference RUN_DIR \(train one with: sift reference --run-dir RUN_DIR\)/);
+});
+
+test('compare: examples and FLOPs to reach uniform\'s final value, and the ratios', async () => {
+  const uniformDir = path.join(root, 'cmp-uniform');
+  const jestDir = path.join(root, 'cmp-jest');
+  await trainRun(resolveConfig(tiny, { data: 'builtin:train?size=300', steps: 6, evalEvery: 2, runDir: uniformDir }));
+  await trainRun(resolveConfig(tiny, { data: 'builtin:train?size=300', method: 'jest', filterRatio: 0.5, reference: referenceDir, steps: 6, evalEvery: 2, runDir: jestDir }));
+  const comparison = compareRuns([uniformDir, jestDir]);
+  const [uniform, jest] = comparison.runs;
+  assert.equal(comparison.metric, 'i2t_r1');
+  assert.equal(comparison.target, uniform.final.i2t_r1);
+  assert.ok(uniform.examplesToTarget !== null && uniform.examplesToTarget <= 48);
+  assert.equal(uniform.examplesSpeedup, 1);
+  if (jest.examplesToTarget !== null) assert.ok(Math.abs(jest.examplesSpeedup! - uniform.examplesToTarget / jest.examplesToTarget) < 1e-9);
+  assert.ok(jest.flops > jest.examplesSeen, 'FLOPs recorded');
+  assert.ok(jest.scoreShare !== undefined && jest.scoreShare > 0);
+});

@@ -1,0 +1,76 @@
+/**
+ * Shared by the worker, runs and crash tests: a tiny config whose steps take
+ * milliseconds, an uninterrupted reference run to compare against, and
+ * helpers to start and watch a forked worker.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { readJsonl } from '../../src/core/runs/jsonl';
+import type { MetricLine } from '../../src/core/runs/record';
+import { resolveConfig, type TrainConfig } from '../../src/core/train/config';
+import { trainRun } from '../../src/core/train/run';
+import { WorkerClient } from '../../src/worker/client';
+import type { WorkerEvent } from '../../src/protocol/worker';
+
+export const tmp = (prefix = 'sift-runs-'): string => fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+
+export function tinyConfig(runDir: string, overrides: Partial<TrainConfig> = {}): TrainConfig {
+  return resolveConfig({
+    data: 'builtin:train?size=300',
+    evalData: 'builtin:eval?size=32',
+    batchSize: 8,
+    imageWidth: 16,
+    textWidth: 16,
+    imageDepth: 1,
+    textDepth: 1,
+    embedDim: 16,
+    steps: 40,
+    evalEvery: 20,
+    checkpointEvery: 10,
+    keepCheckpoints: 2,
+    backend: 'wasm',
+    runDir,
+    ...overrides,
+  });
+}
+
+export const metricsOf = (runDir: string): MetricLine[] => readJsonl<MetricLine>(path.join(runDir, 'metrics.jsonl')).rows;
+
+/** A metric line without its timings (every `*_s` field): what must match between two runs of the same seed. */
+export function withoutTimings(line: MetricLine): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(line).filter(([key]) => !key.endsWith('_s')));
+}
+
+/** The metrics of the same run trained in one go, in-process. */
+export async function uninterruptedMetrics(config: TrainConfig): Promise<MetricLine[]> {
+  const runDir = path.join(tmp('sift-reference-'), 'run');
+  await trainRun({ ...config, runDir });
+  return metricsOf(runDir);
+}
+
+export function startWorker(env: Record<string, string> = {}): { worker: WorkerClient; events: WorkerEvent[] } {
+  const worker = WorkerClient.start({ env: { ...process.env, ...env } });
+  const events: WorkerEvent[] = [];
+  worker.onEvent((event) => events.push(event));
+  return { worker, events };
+}
+
+export const isStatus = (state: string, reason?: string) => (event: WorkerEvent): boolean =>
+  event.type === 'status' && event.state === state && (reason === undefined || event.reason === reason);
+
+export const isTrainStep = (atLeast: number) => (event: WorkerEvent): boolean => event.type === 'metrics' && event.line.type === 'train' && event.line.step >= atLeast;
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** CPU time (user + system, in clock ticks) a process has used, from /proc; undefined where there is no /proc. */
+export function cpuTicks(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of stat (utime, stime); the slice starts at field 3.
+    return Number(fields[11]) + Number(fields[12]);
+  } catch {
+    return undefined;
+  }
+}
