@@ -7,11 +7,11 @@
  *
  *   npm run bench:curation [-- --data PATH --eval-data PATH --curated PATH] [--quick] [--parallel 2]
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { runJob, runJobs, type Job, type JobResult } from '../src/cli/jobs';
 import { compareRuns, comparisonMarkdown } from '../src/core/runs/compare';
 
 const { values } = parseArgs({
@@ -25,7 +25,6 @@ const { values } = parseArgs({
     'reference-steps': { type: 'string' },
     out: { type: 'string', default: 'bench-results' },
     name: { type: 'string' },
-    'zeroshot-template': { type: 'string', default: 'a {label}' },
     only: { type: 'string' },
   },
 });
@@ -43,20 +42,19 @@ const name = values.name ?? `curation${quick ? '-quick' : ''}`;
 const root = path.resolve(values.out, `${name}-runs`);
 const cli = path.resolve(__dirname, '..', 'bin', 'sift.js');
 
-interface Job {
-  name: string;
-  args: string[];
+interface LearnerJob extends Job {
   needsReference: boolean;
 }
 
-const common = ['--seed', '0', '--steps', String(steps), '--data', data, '--eval-data', evalData, '--zeroshot-template', values['zeroshot-template'], ...shared];
+const common = ['--seed', '0', '--steps', String(steps), '--data', data, '--eval-data', evalData, ...shared];
 const referenceDir = path.join(root, 'reference');
-const learner = (jobName: string, extra: string[]): Job => ({
+const learner = (jobName: string, extra: string[]): LearnerJob => ({
   name: jobName,
   args: ['train', ...common, '--run-dir', path.join(root, jobName), ...extra, ...(extra.includes('uniform') ? [] : ['--reference', referenceDir])],
+  log: path.join(root, `${jobName}.log`),
   needsReference: !extra.includes('uniform'),
 });
-let jobs: Job[] = [
+let jobs: LearnerJob[] = [
   learner('uniform', ['--method', 'uniform']),
   learner('independent-f0.8', ['--method', 'independent', '--filter-ratio', '0.8']),
   learner('jest-f0.5', ['--method', 'jest', '--filter-ratio', '0.5']),
@@ -70,29 +68,7 @@ if (values.only) {
   jobs = jobs.filter((job) => wanted.has(job.name));
 }
 
-function run(job: { name: string; args: string[] }): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const log = fs.createWriteStream(path.join(root, `${job.name}.log`));
-    const child = spawn(process.execPath, [cli, ...job.args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout.pipe(log);
-    child.stderr.pipe(log);
-    child.on('exit', (code) => {
-      const seconds = ((Date.now() - started) / 1000).toFixed(0);
-      process.stdout.write(`  ${job.name}: ${code === 0 ? 'done' : `FAILED (exit ${code}; see ${path.join(root, `${job.name}.log`)})`} in ${seconds}s\n`);
-      if (code === 0) resolve();
-      else reject(new Error(`${job.name} failed`));
-    });
-  });
-}
-
-async function pool(queue: Job[], width: number): Promise<void> {
-  const pending = [...queue];
-  const lanes = Array.from({ length: width }, async () => {
-    while (pending.length) await run(pending.shift()!);
-  });
-  await Promise.all(lanes);
-}
+const report = (result: JobResult): void => void process.stdout.write(`  ${result.name}: done in ${result.seconds.toFixed(0)}s\n`);
 
 async function main(): Promise<void> {
   if (!fs.existsSync(path.join(path.dirname(cli), '..', 'dist', 'cli.js'))) throw new Error('Run npm run build first (npm run bench:curation does).');
@@ -101,11 +77,11 @@ async function main(): Promise<void> {
   const width = Math.max(1, Number(values.parallel));
   const started = Date.now();
   process.stdout.write(`bench:curation${quick ? ' (quick)' : ''}: ${steps} steps per learner, reference ${referenceSteps} steps on ${curated}; ${width} at a time. Runs in ${root}\n`);
-  const referenceJob = { name: 'reference', args: ['reference', '--seed', '0', '--steps', String(referenceSteps), '--data', curated, '--eval-data', evalData, '--zeroshot-template', values['zeroshot-template'], ...shared, '--run-dir', referenceDir] };
+  const referenceJob: Job = { name: 'reference', log: path.join(root, 'reference.log'), args: ['reference', '--seed', '0', '--steps', String(referenceSteps), '--data', curated, '--eval-data', evalData, ...shared, '--run-dir', referenceDir] };
   // The reference and the uniform baseline need nothing else: run them side by side first.
   const first = jobs.filter((job) => !job.needsReference);
-  await Promise.all([run(referenceJob), pool(first, Math.max(1, width - 1))]);
-  await pool(jobs.filter((job) => job.needsReference), width);
+  await Promise.all([runJob(cli, referenceJob, report), runJobs(cli, first, Math.max(1, width - 1), report)]);
+  await runJobs(cli, jobs.filter((job) => job.needsReference), width, report);
 
   const comparison = compareRuns(jobs.map((job) => path.join(root, job.name)));
   const markdown = comparisonMarkdown(comparison);

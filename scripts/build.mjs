@@ -17,6 +17,8 @@ const external = [
   '@tensorflow/tfjs-backend-wasm',
   '@tensorflow/tfjs-node',
   '@tensorflow/tfjs-node-gpu',
+  // Only resolved when the worker runs from TypeScript sources (tests); never bundled.
+  'tsx',
 ];
 
 // esbuild treats subpaths of an external package as external too; resolve
@@ -33,6 +35,8 @@ const bundleGradients = {
 const entries = [
   { in: 'src/cli/main.ts', out: 'dist/cli.js' },
   { in: 'src/extension/extension.ts', out: 'dist/extension.js' },
+  // The training process the CLI and the editor fork; they find it beside themselves in dist/.
+  { in: 'src/worker/main.ts', out: 'dist/worker.js' },
 ];
 
 const watch = process.argv.includes('--watch');

@@ -7,9 +7,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { probeBackends, selectBackend } from '../core/backend';
-import { configHelp, configKeys, ConfigError, defaultTrainConfig, resolveConfig, validateConfig, type TrainConfig } from '../core/train/config';
+import { configHelp, configKeys, ConfigError, defaultTrainConfig, readConfigFile, resolveConfig, validateConfig, type TrainConfig } from '../core/train/config';
 import { comparableMetrics, compareRuns, comparisonMarkdown, type ComparableMetric } from '../core/runs/compare';
 import { newRunId } from '../core/runs/record';
+import { demo } from './demo';
 import { branch, exitCodesHelp, resume, runs, trainInWorker } from './runs';
 
 const kebab = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -23,7 +24,7 @@ Commands:
   resume    RUN_DIR: continue a paused, stopped or interrupted run from its newest checkpoint
   branch    RUN_DIR --at-step N [--set key=value ...]: a new run from a checkpoint, with changed settings
   runs      [DIR]: the runs in DIR (default .sift/runs) as a tree of branches
-  demo      train on the built-in data and print the evals (a few minutes)
+  demo      the story on built-in data: reference and uniform side by side, then JEST, then the comparison (~10 min; --quick ~1 min)
   doctor    which TensorFlow.js backends load here, and why the others do not
   help      this text
 
@@ -57,18 +58,8 @@ function configFromArgs(args: string[], base: Partial<TrainConfig> = {}): TrainC
   } catch (error) {
     throw new ConfigError(`${(error as Error).message}. See sift train --help.`);
   }
-  let fromFile: Partial<TrainConfig> = {};
   const file = parsed.values.config as string | undefined;
-  if (file) {
-    let raw: unknown;
-    try {
-      raw = JSON.parse(fs.readFileSync(file, 'utf8'));
-    } catch (error) {
-      throw new ConfigError(`${file}: cannot read the config file: ${(error as Error).message}`);
-    }
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`${file}: a config file must hold one JSON object.`);
-    fromFile = validateConfig(raw as Record<string, unknown>, file);
-  }
+  const fromFile: Partial<TrainConfig> = file ? validateConfig(readConfigFile(file), file) : {};
   const fromFlags: Record<string, unknown> = {};
   for (const key of configKeys) {
     const value = parsed.values[kebab(key)] as string | undefined;
@@ -123,12 +114,6 @@ async function doctor(): Promise<number> {
   return chosen ? 0 : 1;
 }
 
-async function demo(): Promise<number> {
-  const config = resolveConfig({ steps: 400, evalEvery: 100 });
-  process.stdout.write('Sift demo: a dual encoder trained on the built-in image-caption data (uniform batches).\n\n');
-  return trainInWorker(config);
-}
-
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -155,7 +140,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'runs':
         return runs(rest);
       case 'demo':
-        return await demo();
+        return await demo({ cli: process.argv[1], quick: rest.includes('--quick') });
       case 'doctor':
         return await doctor();
       case undefined:

@@ -31,7 +31,6 @@ const tiny: Partial<TrainConfig> = {
   backend: 'wasm',
   evalData: 'builtin:eval?size=48',
   evalSize: 48,
-  zeroshotTemplate: 'a {label}',
 };
 
 before(async () => {

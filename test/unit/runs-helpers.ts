@@ -49,11 +49,31 @@ export async function uninterruptedMetrics(config: TrainConfig): Promise<MetricL
   return metricsOf(runDir);
 }
 
+const started = new Set<WorkerClient>();
+
+/** Forks a worker and records its events. Call `killWorkers` after the tests: a waiting worker keeps the test process alive. */
 export function startWorker(env: Record<string, string> = {}): { worker: WorkerClient; events: WorkerEvent[] } {
   const worker = WorkerClient.start({ env: { ...process.env, ...env } });
+  started.add(worker);
+  void worker.exited.then(() => started.delete(worker));
   const events: WorkerEvent[] = [];
   worker.onEvent((event) => events.push(event));
   return { worker, events };
+}
+
+export function killWorkers(): void {
+  for (const worker of started) worker.kill('SIGKILL');
+}
+
+/** The first recorded event from index `from` on that satisfies `predicate`, whenever it came (no race with the event before it). */
+export async function eventually(events: WorkerEvent[], predicate: (event: WorkerEvent) => boolean, from = 0, timeoutMs = 30_000): Promise<WorkerEvent> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = events.slice(from).find(predicate);
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`no matching worker event within ${timeoutMs} ms; got ${events.slice(from).map((e) => e.type).join(', ')}`);
+    await sleep(5);
+  }
 }
 
 export const isStatus = (state: string, reason?: string) => (event: WorkerEvent): boolean =>

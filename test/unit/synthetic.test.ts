@@ -139,7 +139,7 @@ test('a near-duplicate shows an earlier row\'s scene with its caption, barely pe
     const row = ds.describe(i);
     assert.ok(row.sceneIndex < i);
     assert.equal(ds.caption(i), row.trueCaption);
-    assert.equal(ds.label(i), row.scene.objects[0].shape);
+    assert.equal(ds.label(i), `${row.scene.objects[0].colour} ${row.scene.objects[0].shape}`);
     // The earlier row may itself be degraded or a duplicate; compare against the clean render of its scene.
     const source = ds.describe(row.sceneIndex);
     assert.deepEqual(source.scene, row.scene);
@@ -283,7 +283,7 @@ test('hard negatives: many caption pairs differ in exactly one word', () => {
   assert.ok(oneWordApart > 1000, `${oneWordApart}`);
 });
 
-test('labels are the shape of the first object; ids, skips and source follow the interface', async () => {
+test('labels are the colour and shape of the first object; ids, skips and source follow the interface', async () => {
   const ds = await openBuiltin('builtin:eval?size=300', { resolution: 32 });
   assert.ok(isSyntheticDataset(ds));
   assert.equal(ds.format, 'builtin');
@@ -294,8 +294,9 @@ test('labels are the shape of the first object; ids, skips and source follow the
   const shapes = new Set<string>();
   for (let i = 0; i < ds.size; i++) {
     assert.equal(ds.id(i), String(i));
-    const label = ds.label(i)!;
+    const [colour, label] = ds.label(i)!.split(' ');
     assert.ok((SHAPES as readonly string[]).includes(label));
+    assert.ok(ds.describe(i).scene.objects[0].colour === colour);
     // The first object's shape is the first shape word of the caption, whatever its detail.
     const firstShape = ds.caption(i).split(' ').find((word) => (SHAPES as readonly string[]).includes(word) || (SHAPES as readonly string[]).some((shape) => word.startsWith(shape)));
     assert.ok(firstShape?.startsWith(label), `${ds.caption(i)} → ${label}`);

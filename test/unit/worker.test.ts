@@ -4,14 +4,16 @@
  * checkpoint-now work at step boundaries, bad messages are answered and not
  * fatal, and a killed worker is noticed at once with its run marked interrupted.
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { listCheckpoints } from '../../src/core/runs/checkpoint';
 import { readRunJson } from '../../src/core/runs/record';
 import { workerProtocolVersion, type StatusEvent } from '../../src/protocol/worker';
-import { cpuTicks, isStatus, isTrainStep, metricsOf, sleep, startWorker, tinyConfig, tmp, uninterruptedMetrics, withoutTimings } from './runs-helpers';
+import { cpuTicks, killWorkers, isStatus, isTrainStep, metricsOf, sleep, startWorker, tinyConfig, tmp, uninterruptedMetrics, withoutTimings } from './runs-helpers';
+
+after(killWorkers);
 
 const config = tinyConfig('');
 const reference = uninterruptedMetrics(config);

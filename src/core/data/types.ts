@@ -54,6 +54,8 @@ export interface ImageTextDataset {
   caption(index: number): string;
   /** Class name where the data carry one. */
   label(index: number): string | undefined;
+  /** The zero-shot prompt that fits this data's captions (`{label}` is the class name), if it knows one. */
+  readonly zeroshotTemplate?: string;
   /** Ground truth that the pair is noisy (mismatched caption…), where the data know it. */
   noisy(index: number): boolean | undefined;
   /**

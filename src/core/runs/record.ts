@@ -55,6 +55,8 @@ export interface RunJson {
   configDiff?: ConfigDiff;
   /** Checkpoint steps that branches start from: never pruned. Adding one is the only change a branch makes to its parent. */
   pinnedCheckpoints?: number[];
+  /** The process that trains the run now (or last did): a second one must not resume it while this one lives. */
+  pid?: number;
   error?: { message: string; detail?: string };
   /** The reference model a selecting run scores with, and where its pool embeddings are cached. */
   referenceRun?: { dir: string; id: string; step: number; cacheFile: string };

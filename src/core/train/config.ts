@@ -3,6 +3,7 @@
  * does (the same text `sift train --help` prints). A config file and CLI
  * flags are validated here, at the edge, with errors that name the field.
  */
+import * as fs from 'node:fs';
 import { backendNames, type BackendChoice } from '../backend';
 import { defaultModelConfig, type ModelConfig } from '../model/dualEncoder';
 import type { LossKind } from '../model/losses';
@@ -58,7 +59,7 @@ export interface TrainConfig {
   weightDecay: number;
   /** Eval every this many steps (and at the end). */
   evalEvery: number;
-  /** Zero-shot prompt for rows with a label; `{label}` is replaced by the class name. */
+  /** Zero-shot prompt for rows with a label; `{label}` is replaced by the class name. Empty: the eval data's suggestion, else "a photo of a {label}". */
   zeroshotTemplate: string;
   /** Side of the square input image, pixels. */
   imageSize: number;
@@ -112,7 +113,7 @@ export const defaultTrainConfig: TrainConfig = {
   warmupSteps: 25,
   weightDecay: 1e-4,
   evalEvery: 100,
-  zeroshotTemplate: 'a photo of a {label}',
+  zeroshotTemplate: '',
   imageSize: 32,
   patchSize: defaultModelConfig.patchSize,
   imageWidth: defaultModelConfig.imageWidth,
@@ -152,7 +153,7 @@ export const configHelp: Record<keyof TrainConfig, string> = {
   warmupSteps: 'linear warm-up steps, then cosine decay',
   weightDecay: 'AdamW decoupled weight decay (matrices only)',
   evalEvery: 'eval every N steps (and at the end)',
-  zeroshotTemplate: 'zero-shot prompt; {label} is replaced by the class name',
+  zeroshotTemplate: "zero-shot prompt; {label} is replaced by the class name ('' = the eval data's own, else 'a photo of a {label}')",
   imageSize: 'input image side, pixels',
   patchSize: 'image patch side, pixels',
   imageWidth: 'image tower channels',
@@ -286,6 +287,18 @@ export function validateConfig(partial: Record<string, unknown>, where: string):
     out[key] = checkField(key as keyof TrainConfig, value, where);
   }
   return out as Partial<TrainConfig>;
+}
+
+/** Reads a JSON config file into an unvalidated object; errors name the file. */
+export function readConfigFile(file: string): Record<string, unknown> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new ConfigError(`${file}: cannot read the config file: ${(error as Error).message}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ConfigError(`${file}: a config file must hold one JSON object.`);
+  return raw as Record<string, unknown>;
 }
 
 export function needsReference(method: Method): boolean {

@@ -63,6 +63,9 @@ export interface RunControl {
 /** Creates the folder and run.json of a new run in `config.runDir` (default `.sift/runs/<id>`); returns the folder. */
 export function createRun(config: TrainConfig): string {
   const runDir = config.runDir || path.join('.sift', 'runs', newRunId());
+  if (fs.existsSync(path.join(runDir, 'run.json'))) {
+    throw new ConfigError(`${runDir} already holds a run. Continue it with sift resume ${runDir}, branch it, or choose another --run-dir.`);
+  }
   RunRecord.create(runDir, config).close();
   return runDir;
 }
@@ -86,7 +89,6 @@ export async function resumeRun(runDir: string, hooks: TrainHooks = {}, control?
       return { runDir, evals, status };
     } catch (error) {
       if (!(error instanceof WriteError) || !control) throw Object.assign(error as Error, { runDir });
-      hooks.onWarning?.(error.message);
       const decision = await control.writeFailed(error);
       if (decision !== 'continue') {
         const status = decision === 'stop' ? 'stopped' : 'paused';
@@ -111,6 +113,9 @@ function markStatus(runDir: string, status: RunStatus): void {
 
 async function trainFromCheckpoint(runDir: string, hooks: TrainHooks, control: RunControl | undefined, evals: EvalMetrics[]): Promise<TrainResult['status']> {
   const run = openRunJson(runDir, 'resume');
+  if (run.pid !== undefined && run.pid !== process.pid && ['starting', 'running', 'paused'].includes(run.status) && processAlive(run.pid)) {
+    throw new ConfigError(`${runDir} is being trained by process ${run.pid} (status: ${run.status}). Pause or stop it there, or end that process, before resuming it here.`);
+  }
   if (run.status === 'finished') throw new ConfigError(`${runDir} already finished (${run.config.steps} steps). To train on from it, branch it: sift branch ${runDir} --at-step ${run.config.steps} --set steps=${2 * run.config.steps}`);
   const config = resolveConfig(run.config);
   const from = resumePoint(runDir, run);
@@ -120,7 +125,7 @@ async function trainFromCheckpoint(runDir: string, hooks: TrainHooks, control: R
   let trainer: Trainer | undefined;
   try {
     trainer = await Trainer.open(config, record, hooks, from);
-    record.update({ status: 'running', error: undefined });
+    record.update({ status: 'running', error: undefined, pid: process.pid });
     control?.opened?.({ record, step: trainer.step, totalSteps: config.steps, resumedFrom: from });
     const opened = trainer;
     const checkpoint = async (): Promise<CheckpointInfo> => {
@@ -177,4 +182,14 @@ function lastEval(runDir: string): EvalMetrics | undefined {
 
 function folderBytes(dir: string): number {
   return fs.readdirSync(dir).reduce((sum, name) => sum + fs.statSync(path.join(dir, name)).size, 0);
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: alive, but another user's.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

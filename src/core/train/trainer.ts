@@ -449,7 +449,8 @@ export class Trainer {
   async evaluate(): Promise<EvalMetrics> {
     const started = performance.now();
     this.hooks.onStage?.(`Evaluating at step ${this.state.step} on ${this.evalSet.indices.length} pairs…`);
-    const result = await evaluate(this.model, this.tokenizer, this.evalSet, this.config.zeroshotTemplate);
+    const template = this.config.zeroshotTemplate || this.evalSet.dataset.zeroshotTemplate || 'a photo of a {label}';
+    const result = await evaluate(this.model, this.tokenizer, this.evalSet, template);
     this.state.activeSeconds += (performance.now() - started) / 1000;
     const line: EvalMetrics = {
       type: 'eval',

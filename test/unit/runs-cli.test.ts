@@ -1,0 +1,91 @@
+/**
+ * The CLI end to end, as a user drives it: `sift train` through the worker,
+ * Ctrl-C (SIGINT) to pause or stop, `sift resume`, `sift branch`, `sift runs`,
+ * and the exit codes that say how each ended.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { listCheckpoints } from '../../src/core/runs/checkpoint';
+import { readRunJson } from '../../src/core/runs/record';
+import { tmp } from './runs-helpers';
+
+const cliEntry = path.resolve(__dirname, '../../src/cli/main.ts');
+const loader = pathToFileURL(require.resolve('tsx')).href;
+const tiny = ['--data', 'builtin:train?size=300', '--eval-data', 'builtin:eval?size=32', '--batch-size', '8', '--image-width', '16', '--text-width', '16', '--image-depth', '1', '--text-depth', '1', '--embed-dim', '16', '--eval-every', '20', '--checkpoint-every', '10', '--backend', 'wasm'];
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `sift args` in `cwd` without a terminal; `onStderr` may interrupt it. */
+function sift(cwd: string, args: string[], onStderr?: (text: string, pid: number) => void): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', loader, cliEntry, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      onStderr?.(stderr, child.pid!);
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Sends SIGINT `times` times (a little apart) once the run has taken a step. */
+function interruptAfterFirstStep(times: number): (text: string, pid: number) => void {
+  let sent = false;
+  return (text, pid) => {
+    if (sent || !/step 1\//.test(text)) return;
+    sent = true;
+    for (let i = 0; i < times; i++) setTimeout(() => process.kill(pid, 'SIGINT'), 50 * i);
+  };
+}
+
+test('sift: Ctrl-C pauses (exit 3), resume finishes (0), branch makes a tree (0, or 2 with the kept steps listed), runs shows it', async () => {
+  const cwd = tmp('sift-cli-');
+  const runDir = path.join('.sift', 'runs', 'first');
+  const paused = await sift(cwd, ['train', ...tiny, '--steps', '60', '--run-dir', runDir], interruptAfterFirstStep(1));
+  assert.equal(paused.code, 3, paused.stderr);
+  assert.match(paused.stderr, /Paused at step \d+\. Continue it with: sift resume \.sift\/runs\/first/);
+  const pausedRun = readRunJson(path.join(cwd, runDir));
+  assert.equal(pausedRun.status, 'paused');
+
+  const resumed = await sift(cwd, ['resume', runDir]);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.match(resumed.stderr, /Continuing from step \d+, its checkpoint\./);
+  assert.match(resumed.stdout, /Run first finished: \.sift\/runs\/first/);
+
+  const missing = await sift(cwd, ['branch', runDir, '--at-step', '15', '--set', 'learningRate=0.001']);
+  assert.equal(missing.code, 2, missing.stderr);
+  assert.match(missing.stderr, /no checkpoint at step 15\. Kept checkpoints: (\d+, )*50, 60\./);
+
+  const kept = listCheckpoints(path.join(cwd, runDir));
+  const branched = await sift(cwd, ['branch', runDir, '--at-step', String(kept[kept.length - 2]), '--set', 'learningRate=0.001', '--run-dir', path.join('.sift', 'runs', 'lower-lr')]);
+  assert.equal(branched.code, 0, branched.stderr);
+  assert.match(branched.stdout, /branch of first at step 50/);
+
+  const listed = await sift(cwd, ['runs']);
+  assert.equal(listed.code, 0);
+  assert.match(listed.stdout, /^first\s+finished\s+uniform\s+60\/60/m);
+  assert.match(listed.stdout, /^└─ lower-lr\s+finished\s+uniform\s+60\/60\s+\S+%\s+first@50$/m);
+});
+
+test('sift: a second Ctrl-C stops the run, checkpointed (exit 130); a folder that is no run is a usage error (exit 2)', async () => {
+  const cwd = tmp('sift-cli-');
+  const runDir = path.join('.sift', 'runs', 'stopped');
+  const stopped = await sift(cwd, ['train', ...tiny, '--steps', '60', '--run-dir', runDir], interruptAfterFirstStep(2));
+  assert.equal(stopped.code, 130, stopped.stderr);
+  assert.match(stopped.stderr, /Stopped at step \d+, checkpointed\. Continue it with: sift resume/);
+  assert.equal(readRunJson(path.join(cwd, runDir)).status, 'stopped');
+
+  const notARun = await sift(cwd, ['resume', 'nowhere']);
+  assert.equal(notARun.code, 2);
+  assert.match(notARun.stderr, /nowhere holds no run/);
+});
