@@ -33,17 +33,19 @@ ${exitCodesHelp}
 `;
 
 function trainHelp(): string {
+  const width = Math.max(...configKeys.map((key) => kebab(key).length)) + 3;
   const lines = configKeys.map((key) => {
     const flag = `--${kebab(key)}`;
     const value = JSON.stringify(defaultTrainConfig[key]);
-    return `  ${flag.padEnd(22)} ${configHelp[key]} (default ${value})`;
+    return `  ${flag.padEnd(width)} ${configHelp[key]} (default ${value})`;
   });
   return `Usage: sift train [--config FILE.json] [options]
 
 Flags override the config file; the config file overrides the defaults.
 A config file is JSON with the same names in camelCase (e.g. "batchSize").
+A value that starts with a dash needs an equals sign: --init-bias=-10.
 
-  --config FILE          JSON config file
+  ${'--config FILE'.padEnd(width)} JSON config file
 ${lines.join('\n')}
 `;
 }
