@@ -177,9 +177,10 @@ export class ConfigError extends Error {
   }
 }
 
-type FieldKind = { kind: 'string' } | { kind: 'int'; min: number } | { kind: 'number'; min: number; max: number } | { kind: 'enum'; values: readonly string[] } | { kind: 'nullable-number' };
+/** What values a setting takes: the validator below and the editor's JSON schema (scripts/config-schema.ts) both read it. */
+export type FieldKind = { kind: 'string' } | { kind: 'int'; min: number } | { kind: 'number'; min: number; max: number } | { kind: 'enum'; values: readonly string[] } | { kind: 'nullable-number' };
 
-const fieldKinds: Record<keyof TrainConfig, FieldKind> = {
+export const fieldKinds: Record<keyof TrainConfig, FieldKind> = {
   data: { kind: 'string' },
   evalData: { kind: 'string' },
   evalFraction: { kind: 'number', min: 0, max: 0.5 },

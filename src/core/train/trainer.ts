@@ -23,7 +23,7 @@ import { JsonlWriter } from '../runs/jsonl';
 import type { DataSummary, EvalMetrics, RunRecord, SelectionLine, TrainMetrics } from '../runs/record';
 import { modelConfigFor, needsReference, superBatchSize, type TrainConfig } from './config';
 import { loadReference, referenceEmbeddings, type ReferenceEmbeddings } from './reference';
-import { evaluate, prepareEvalSet, type EvalSet } from './eval';
+import { evaluate, FORWARD_CHUNK, prepareEvalSet, type EvalSet } from './eval';
 import { AdamW, learningRateAt } from './optimizer';
 
 export interface TrainHooks {
@@ -251,8 +251,17 @@ export class Trainer {
     let learner: PairMatrices | undefined;
     if (config.method !== 'easy-reference') {
       learner = tf.tidy(() => {
-        const image = model.embedImages(patchify(pixels, size, config.imageSize, config.patchSize, scale));
-        const text = model.embedTexts(this.tokenizer.encodeBatch(captions), size);
+        // Forward passes in chunks: the wasm backend fails on ~1,280 examples at once.
+        const imageChunks: tf.Tensor2D[] = [];
+        const textChunks: tf.Tensor2D[] = [];
+        const imageFloats = config.imageSize * config.imageSize * 3;
+        for (let start = 0; start < size; start += FORWARD_CHUNK) {
+          const count = Math.min(FORWARD_CHUNK, size - start);
+          imageChunks.push(model.embedImages(patchify(pixels.subarray(start * imageFloats, (start + count) * imageFloats), count, config.imageSize, config.patchSize, scale)));
+          textChunks.push(model.embedTexts(this.tokenizer.encodeBatch(captions.slice(start, start + count)), count));
+        }
+        const image = imageChunks.length === 1 ? imageChunks[0] : (tf.concat(imageChunks) as tf.Tensor2D);
+        const text = textChunks.length === 1 ? textChunks[0] : (tf.concat(textChunks) as tf.Tensor2D);
         const out = contrastiveLoss(config.loss, image, text, model.temperature, model.bias);
         return { pairLoss: { size, values: out.pairLoss.dataSync() as Float32Array }, logits: { size, values: out.logits.dataSync() as Float32Array } };
       });
