@@ -1,8 +1,8 @@
 /**
  * bench:speed — throughput of the default model on this machine, each figure
  * measured side by side in one process: training (full and half resolution),
- * scoring (learner forward over a super-batch, full and half), eval
- * embedding, and the wasm matmul paths the model is built around. Writes
+ * scoring (learner forward over a super-batch, full and half), and loading
+ * built-in images. Writes
  * bench-results/speed.{json,md}.
  *
  *   npm run bench:speed [-- --backend wasm --batch-size 64 --super-batch 320]
@@ -89,17 +89,6 @@ async function main(): Promise<void> {
   record('score super-batch (full resolution)', await time(scoreAt(1), repeats), superBatch, (full.image + full.text) * superBatch);
   record('score super-batch (half resolution)', await time(scoreAt(2), repeats), superBatch, (half.image + half.text) * superBatch);
   record('load + render built-in images', await time(loadPixels, repeats), superBatch, 0);
-
-  // The kernels the model avoids and the ones it uses, side by side.
-  const a = tf.randomNormal([4096, 64]) as tf.Tensor2D;
-  const b = tf.randomNormal([64, 256]) as tf.Tensor2D;
-  const bT = tf.randomNormal([256, 64]) as tf.Tensor2D;
-  const batched = [tf.randomNormal([256, 64, 16]), tf.randomNormal([256, 16, 64])] as tf.Tensor3D[];
-  const mm = 2 * 4096 * 64 * 256;
-  record('matmul 4096×64·64×256', await time(() => void tf.tidy(() => tf.matMul(a, b).dataSync()), repeats), 0, mm);
-  record('matmul with transposeB flag', await time(() => void tf.tidy(() => tf.matMul(a, bT, false, true).dataSync()), repeats), 0, mm);
-  record('matmul with explicit transpose', await time(() => void tf.tidy(() => tf.matMul(a, tf.transpose(bT)).dataSync()), repeats), 0, mm);
-  record('batched matmul 256×(64×16·16×64)', await time(() => void tf.tidy(() => tf.matMul(batched[0], batched[1]).dataSync()), repeats), 0, 2 * 256 * 64 * 16 * 64);
 
   const result = {
     benchmark: 'speed',
