@@ -14,6 +14,14 @@ export default tseslint.config(
     },
   },
   {
+    // The panels' browser code: DOM globals, and no editor or Node imports.
+    files: ['webview/**/*.ts'],
+    languageOptions: { globals: { ...globals.browser } },
+    rules: {
+      'no-restricted-imports': ['error', { paths: [{ name: 'vscode', message: 'webview code runs in the browser; talk to the host with messages.' }], patterns: ['node:*'] }],
+    },
+  },
+  {
     // The engine never imports vscode: it runs in the CLI and the worker too.
     files: ['src/core/**/*.ts'],
     rules: {

@@ -60,3 +60,29 @@ for (const entry of entries) {
     await esbuild.build(options);
   }
 }
+
+// The panels' browser code: one bundle per webview, each importing its own CSS,
+// which esbuild writes beside it (dist/webview/<panel>.css).
+const webviews = [
+  { in: 'webview/dashboard/main.ts', out: 'dist/webview/dashboard.js' },
+  { in: 'webview/inspector/main.ts', out: 'dist/webview/inspector.js' },
+];
+for (const entry of webviews) {
+  const options = {
+    entryPoints: [entry.in],
+    outfile: entry.out,
+    bundle: true,
+    platform: 'browser',
+    format: 'iife',
+    target: 'chrome120',
+    minify: true,
+    sourcemap: true,
+    logLevel: 'warning',
+  };
+  if (watch) {
+    const ctx = await esbuild.context(options);
+    await ctx.watch();
+  } else {
+    await esbuild.build(options);
+  }
+}

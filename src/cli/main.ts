@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { probeBackends, selectBackend } from '../core/backend';
+import { probeBackends, selectBackend, type BackendAttempt, type BackendName } from '../core/backend';
 import { configHelp, configKeys, ConfigError, defaultTrainConfig, readConfigFile, resolveConfig, validateConfig, type TrainConfig } from '../core/train/config';
 import { comparableMetrics, compareRuns, comparisonMarkdown, type ComparableMetric } from '../core/runs/compare';
 import { newRunId } from '../core/runs/record';
@@ -25,7 +25,7 @@ Commands:
   branch    RUN_DIR --at-step N [--set key=value ...]: a new run from a checkpoint, with changed settings
   runs      [DIR]: the runs in DIR (default .sift/runs) as a tree of branches
   demo      the story on built-in data: reference and uniform side by side, then JEST, then the comparison (~10 min; --quick ~1 min)
-  doctor    which TensorFlow.js backends load here, and why the others do not
+  doctor    [--json]: which TensorFlow.js backends load here, and why the others do not
   help      this text
 
 In a terminal, Ctrl-C pauses a run (checkpointed; Enter resumes), a second Ctrl-C stops it.
@@ -102,9 +102,24 @@ function compare(args: string[]): number {
   return 0;
 }
 
-async function doctor(): Promise<number> {
+/** What `sift doctor --json` prints: the editor's Check GPU Setup reads it from a child process. */
+export interface DoctorReport {
+  attempts: BackendAttempt[];
+  /** What `auto` picks; null when no backend loads. */
+  chosen: BackendName | null;
+  warning?: string;
+  node: string;
+  platform: string;
+}
+
+async function doctor(args: string[]): Promise<number> {
   const attempts = await probeBackends();
   const chosen = await selectBackend('auto').catch(() => undefined);
+  if (args.includes('--json')) {
+    const report: DoctorReport = { attempts, chosen: chosen?.chosen ?? null, warning: chosen?.warning, node: process.version, platform: `${process.platform}-${process.arch}` };
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    return chosen ? 0 : 1;
+  }
   process.stdout.write('TensorFlow.js backends, in the order Sift tries them:\n\n');
   for (const attempt of attempts) {
     const mark = attempt.outcome === 'available' ? 'ok  ' : 'FAIL';
@@ -144,7 +159,7 @@ export async function main(argv: string[]): Promise<number> {
       case 'demo':
         return await demo({ cli: process.argv[1], quick: rest.includes('--quick') });
       case 'doctor':
-        return await doctor();
+        return await doctor(rest);
       case undefined:
       case 'help':
       case '--help':

@@ -9,9 +9,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 
-export const backendNames = ['node-gpu', 'node', 'wasm', 'cpu'] as const;
-export type BackendName = (typeof backendNames)[number];
-export type BackendChoice = BackendName | 'auto';
+export { backendNames, type BackendChoice, type BackendName } from './backendNames';
+import { backendNames, type BackendChoice, type BackendName } from './backendNames';
 
 export interface BackendAttempt {
   name: BackendName;

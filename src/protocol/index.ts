@@ -1,6 +1,7 @@
 /**
  * Every message that crosses a process or webview boundary, one module per
- * channel: `worker` (host ⇄ training worker); the host ⇄ webview messages
- * join as `webview`. Import from here.
+ * channel: `worker` (host ⇄ training worker) and `webview` (host ⇄ the
+ * dashboard and batch inspector panels). Import from here.
  */
 export * from './worker';
+export * from './webview';

@@ -15,7 +15,7 @@ export interface Props {
   attrs?: Record<string, string>;
 }
 
-export function h<K extends keyof HTMLElementTagNameMap>(tag: K, props: Props = {}, ...children: Child[]): HTMLElementTagNameMap[K];
+export function h<K extends keyof HTMLElementTagNameMap>(tag: K, props?: Props, ...children: Child[]): HTMLElementTagNameMap[K];
 export function h(tag: string, props?: Props, ...children: Child[]): HTMLElement;
 export function h(tag: string, props: Props = {}, ...children: Child[]): HTMLElement {
   const element = document.createElement(tag);
@@ -55,6 +55,6 @@ export function select(id: string, options: readonly (readonly [string, string])
 /** Replaces a vscode-single-select's options, keeping `value` selected when it is among them. */
 export function setOptions(element: HTMLElement, options: readonly (readonly [string, string])[], value: string): void {
   const fresh = select(element.id, options, value, element.getAttribute('aria-label') ?? '');
-  element.replaceChildren(...fresh.childNodes);
+  element.replaceChildren(...Array.from(fresh.childNodes));
   (element as HTMLElement & { value: string }).value = value;
 }

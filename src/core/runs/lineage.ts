@@ -174,8 +174,7 @@ function describeRun(dir: string): RunListing | undefined {
 }
 
 /**
- * The runs in the folders under `root`, as a forest: each branch under its
- * parent, oldest first. A branch whose parent is not in `root` is a root.
+ * The runs in the folders under `root`, as a forest (`runForest`).
  */
 export function listRuns(root: string): RunListing[] {
   let names: string[];
@@ -184,10 +183,16 @@ export function listRuns(root: string): RunListing[] {
   } catch {
     return [];
   }
-  const runs = names
-    .map((name) => describeRun(path.join(root, name)))
-    .filter((run): run is RunListing => run !== undefined)
-    .sort((a, b) => a.created.localeCompare(b.created) || a.id.localeCompare(b.id));
+  const runs = names.map((name) => describeRun(path.join(root, name))).filter((run): run is RunListing => run !== undefined);
+  return runForest(runs);
+}
+
+/**
+ * Listings (their `children` empty) as a forest: each branch under its
+ * parent, oldest first; a branch whose parent is not among them is a root.
+ */
+export function runForest(listings: RunListing[]): RunListing[] {
+  const runs = [...listings].sort((a, b) => a.created.localeCompare(b.created) || a.id.localeCompare(b.id));
   const byId = new Map<string, RunListing>();
   for (const run of runs) if (!byId.has(run.id)) byId.set(run.id, run);
   const roots: RunListing[] = [];

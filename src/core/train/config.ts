@@ -4,8 +4,8 @@
  * flags are validated here, at the edge, with errors that name the field.
  */
 import * as fs from 'node:fs';
-import { backendNames, type BackendChoice } from '../backend';
-import { defaultModelConfig, type ModelConfig } from '../model/dualEncoder';
+import { backendNames, type BackendChoice } from '../backendNames';
+import { defaultModelConfig, type ModelConfig } from '../model/modelConfig';
 import type { LossKind } from '../model/losses';
 
 /**

@@ -1,0 +1,131 @@
+/**
+ * The batch inspector panel: the image-caption pairs a step trained on, with
+ * their scores (src/panels/inspector.ts, InspectorModel). The webview says
+ * `ready` with its saved view, gets the step and a snapshot, then the new
+ * steps as the run's worker writes them. Images come from a ThumbnailService
+ * shared by every inspector of the window. One inspector at a time: opening
+ * it on another run reloads its webview for that run.
+ */
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import type { SelectionLine } from '../../core/runs/record';
+import { InspectorModel, type InspectableLine } from '../../panels/inspector';
+import { ThumbnailService } from '../../panels/thumbnails';
+import { parseInspectorWebviewMessage, type InspectorHostMessage, type InspectorState } from '../../protocol/webview';
+import type { WorkerEvent } from '../../protocol/worker';
+import { loadWebview, webviewOptions, type PanelContext } from './webview';
+
+let thumbnails: ThumbnailService | undefined;
+
+export class InspectorPanel implements vscode.Disposable {
+  static readonly viewType = 'sift.inspector';
+  private static current: InspectorPanel | undefined;
+
+  private model: InspectorModel | undefined;
+  /** The step to show first (from the dashboard's heatmap), taken up at `ready`. */
+  private requestedStep: number | undefined;
+  private readonly disposables: vscode.Disposable[] = [];
+
+  static createOrShow(context: PanelContext, dir: string, step?: number): InspectorPanel {
+    const existing = InspectorPanel.current;
+    if (existing) {
+      existing.open(dir, step);
+      existing.panel.reveal(undefined);
+      return existing;
+    }
+    const panel = vscode.window.createWebviewPanel(InspectorPanel.viewType, 'Sift Batch Inspector', vscode.ViewColumn.Active, webviewOptions(context.extensionUri));
+    const inspector = new InspectorPanel(panel, context);
+    inspector.open(dir, step);
+    return inspector;
+  }
+
+  static revive(panel: vscode.WebviewPanel, context: PanelContext, state: unknown): InspectorPanel {
+    const inspector = new InspectorPanel(panel, context);
+    const dir = (state as Partial<InspectorState> | undefined)?.runDir;
+    if (typeof dir === 'string') inspector.open(dir);
+    else panel.dispose();
+    return inspector;
+  }
+
+  private constructor(
+    private readonly panel: vscode.WebviewPanel,
+    private readonly context: PanelContext,
+  ) {
+    InspectorPanel.current = this;
+    panel.iconPath = vscode.Uri.joinPath(context.extensionUri, 'media', 'sift.svg');
+    thumbnails ??= new ThumbnailService();
+    this.disposables.push(
+      panel.onDidDispose(() => this.dispose()),
+      panel.webview.onDidReceiveMessage((message: unknown) => void this.receive(message)),
+      { dispose: context.manager.onEvent((event) => event.type === 'worker' && event.run.run && void this.fromWorker(event.run.run.dir, event.event)) },
+    );
+  }
+
+  /** Shows the run in `dir` (at `step`, else the latest); the webview reloads and asks for it. */
+  open(dir: string, step?: number): void {
+    try {
+      this.model = new InspectorModel(path.resolve(dir), { thumbnails: thumbnails!, baseDirs: this.context.workspaceFolders() });
+    } catch (error) {
+      void vscode.window.showErrorMessage(`Sift: cannot inspect ${dir}: ${(error as Error).message}`);
+      return;
+    }
+    this.requestedStep = step;
+    this.panel.title = `Sift Batches: ${this.model.runId}`;
+    loadWebview(this.panel, this.context.extensionUri, 'inspector', this.panel.title);
+  }
+
+  dispose(): void {
+    if (InspectorPanel.current === this) InspectorPanel.current = undefined;
+    for (const disposable of this.disposables.splice(0)) disposable.dispose();
+    this.panel.dispose();
+  }
+
+  private async fromWorker(dir: string, event: WorkerEvent): Promise<void> {
+    const model = this.model;
+    if (!model || model.dir !== dir) return;
+    if (event.type === 'selection') this.post(...(await model.appendSelection(event.line as unknown as SelectionLine as InspectableLine)));
+    else if (event.type === 'status') this.post(model.updateStatus(event.state === 'finished' && event.reason === 'stopped' ? 'stopped' : event.state));
+  }
+
+  private post(...messages: InspectorHostMessage[]): void {
+    for (const message of messages) void this.panel.webview.postMessage(message);
+  }
+
+  private async receive(raw: unknown): Promise<void> {
+    const parsed = parseInspectorWebviewMessage(raw);
+    const model = this.model;
+    if (!parsed.ok) {
+      this.context.log.warn(`Batch inspector: ignored a malformed message: ${parsed.problem}`);
+      return;
+    }
+    if (!model) return;
+    const message = parsed.message;
+    try {
+      switch (message.type) {
+        case 'ready': {
+          const step = this.requestedStep;
+          this.requestedStep = undefined;
+          const view = step === undefined ? message.payload.view : { ...message.payload.view, step, follow: false };
+          this.post(...(await model.snapshot(view)));
+          return;
+        }
+        case 'select-step':
+          this.post(...(await model.selectStep(message.payload.step)));
+          return;
+        case 'follow':
+          model.setFollow(message.payload.on);
+          return;
+        case 'images':
+          this.post(await model.images(message.payload.ids, message.payload.size));
+          return;
+        default: {
+          const unreachable: never = message;
+          this.context.log.warn(`Batch inspector: unknown message ${JSON.stringify(unreachable)}`);
+        }
+      }
+    } catch (error) {
+      this.context.log.error(`Batch inspector: ${(error as Error).stack ?? error}`);
+      this.post({ type: 'notice', payload: { level: 'error', message: (error as Error).message } });
+    }
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * Reads what the panels show from run folders: run.json, metrics.jsonl and
+ * selections.jsonl, joined along the run's lineage. A branch's own logs hold
+ * only its steps after the fork (src/core/runs/lineage.ts); its whole history
+ * is its ancestors' lines up to each fork step, then its own.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { readJsonl } from '../core/runs/jsonl';
+import { readRunJson, type MetricLine, type RunJson, type SelectionLine } from '../core/runs/record';
+import type { RunInfo } from '../protocol/webview';
+
+/** One run of a lineage, and the last step of its own lines that belongs to the joined history. */
+export interface LineageLink {
+  dir: string;
+  json: RunJson;
+  /** Lines with step ≤ this are used (Infinity for the run itself). */
+  throughStep: number;
+}
+
+/**
+ * The parent's folder of a branch: the folder its checkpointUsed lies in
+ * (<parent>/checkpoints/step-N), else a sibling folder holding a run of the
+ * parent's id; undefined when it is gone.
+ */
+export function parentDir(dir: string, json: RunJson): string | undefined {
+  if (json.parent === null) return undefined;
+  const candidates: string[] = [];
+  if (json.checkpointUsed) candidates.push(path.dirname(path.dirname(path.resolve(dir, json.checkpointUsed))));
+  candidates.push(path.join(path.dirname(path.resolve(dir)), json.parent));
+  for (const candidate of candidates) {
+    try {
+      if (readRunJson(candidate).id === json.parent) return candidate;
+    } catch {
+      // Not there, or not that run: try the next place.
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The run and its ancestors, oldest first, each with the step its part of the
+ * history runs through. Stops at an ancestor that cannot be found (its part is
+ * then missing from the curves) or at a cycle.
+ */
+export function lineageOf(dir: string, json: RunJson = readRunJson(dir)): LineageLink[] {
+  const chain: LineageLink[] = [{ dir, json, throughStep: Infinity }];
+  const seen = new Set([json.id]);
+  let child = chain[0];
+  while (child.json.parent !== null && child.json.forkStep !== null) {
+    const found = parentDir(child.dir, child.json);
+    if (found === undefined) break;
+    const parent = readRunJson(found);
+    if (seen.has(parent.id)) break;
+    seen.add(parent.id);
+    const link = { dir: found, json: parent, throughStep: child.json.forkStep };
+    chain.unshift(link);
+    child = link;
+  }
+  return chain;
+}
+
+/**
+ * Lines of one log along a lineage: each ancestor's up to the fork step, then
+ * the run's own; sorted by step, a repeated step keeping its newest line.
+ */
+export function joinedLines<T extends { step: number }>(chain: readonly LineageLink[], file: 'metrics.jsonl' | 'selections.jsonl', keep: (line: T) => boolean = () => true): T[] {
+  const lines: T[] = [];
+  for (const link of chain) {
+    for (const line of readJsonl<T>(path.join(link.dir, file)).rows) {
+      if (typeof line?.step === 'number' && line.step <= link.throughStep && keep(line)) lines.push(line);
+    }
+  }
+  return dedupeBySteps(lines);
+}
+
+/** Sorted by step (stable), one line per step and kind: the last one written wins. */
+function dedupeBySteps<T extends { step: number }>(lines: T[]): T[] {
+  const kind = (line: T): string => String((line as { type?: unknown }).type ?? '');
+  const last = new Map<string, number>();
+  lines.forEach((line, index) => last.set(`${kind(line)}\0${line.step}`, index));
+  return lines.filter((line, index) => last.get(`${kind(line)}\0${line.step}`) === index).sort((a, b) => a.step - b.step);
+}
+
+export const joinedMetrics = (chain: readonly LineageLink[]): MetricLine[] =>
+  joinedLines<MetricLine>(chain, 'metrics.jsonl', (line) => line.type === 'train' || line.type === 'eval');
+
+export const joinedSelections = (chain: readonly LineageLink[]): SelectionLine[] =>
+  joinedLines<SelectionLine>(chain, 'selections.jsonl', (line) => Array.isArray(line.ids));
+
+/** Statuses of a run that is (or may soon be) writing lines. */
+export const liveStatuses: ReadonlySet<string> = new Set(['starting', 'running', 'paused']);
+
+/** The legend's and the inspector's description of a run. */
+export function runInfo(json: RunJson, dir: string, lastStep: number, color: number): RunInfo {
+  return {
+    id: json.id,
+    dir,
+    label: json.id,
+    method: json.config.method,
+    status: json.status,
+    color,
+    parent: json.parent,
+    forkStep: json.forkStep,
+    step: Math.max(lastStep, json.forkStep ?? 0),
+    totalSteps: json.config.steps,
+    config: { ...json.config } as Record<string, unknown>,
+  };
+}
+
+/** True when `dir` holds a run (a run.json). */
+export const isRunDir = (dir: string): boolean => fs.existsSync(path.join(dir, 'run.json'));

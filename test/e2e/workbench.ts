@@ -1,0 +1,327 @@
+/**
+ * A real VS Code for the end-to-end tests: code-server (VS Code 1.100.3,
+ * installed into .vscode-test/ by scripts/e2e/install-code-server.sh) with
+ * this extension loaded from the working tree as an extension under
+ * development, driven through Debian's chromium by playwright-core the way a
+ * person would: the command palette, quick picks, the Runs view, the status
+ * bar, notifications. Screenshots go to test-results/e2e/.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
+
+export const repoRoot = path.resolve(__dirname, '..', '..');
+export const resultsDir = path.join(repoRoot, 'test-results', 'e2e');
+const codeServer = path.join(repoRoot, '.vscode-test', 'code-server', 'node_modules', '.bin', 'code-server');
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+    server.on('error', reject);
+  });
+}
+
+async function waitForHttp(url: string, timeoutMs: number, server: ChildProcess, log: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (server.exitCode !== null) throw new Error(`code-server exited with ${server.exitCode}:\n${log()}`);
+    try {
+      const response = await fetch(url);
+      if (response.status < 500) return;
+    } catch {
+      // Not listening yet.
+    }
+    await sleep(250);
+  }
+  throw new Error(`code-server did not answer at ${url} within ${timeoutMs} ms:\n${log()}`);
+}
+
+export interface WorkbenchOptions {
+  workspace: string;
+  /** Run with workspace trust on (the untrusted scenario); default off: the folder is trusted. */
+  workspaceTrust?: boolean;
+  /** User settings.json contents, on top of the quiet defaults below. */
+  settings?: Record<string, unknown>;
+  /** Where the extension host appends its event-loop delay, a JSON line every 2 s (SIFT_HOST_DELAY_LOG). */
+  delayLog?: string;
+}
+
+export class Workbench {
+  private constructor(
+    readonly page: Page,
+    private readonly browser: Browser,
+    private readonly server: ChildProcess,
+    private readonly scratch: string,
+    readonly serverLog: () => string,
+  ) {}
+
+  static async open(options: WorkbenchOptions): Promise<Workbench> {
+    if (!fs.existsSync(codeServer)) throw new Error(`${codeServer} is missing: run bash scripts/e2e/install-code-server.sh (npm run test:e2e does).`);
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'sift-e2e-'));
+    const userData = path.join(scratch, 'user-data');
+    fs.mkdirSync(path.join(userData, 'User'), { recursive: true });
+    fs.writeFileSync(
+      path.join(userData, 'User', 'settings.json'),
+      JSON.stringify({
+        'workbench.startupEditor': 'none',
+        'workbench.tips.enabled': false,
+        'workbench.enableExperiments': false,
+        'telemetry.telemetryLevel': 'off',
+        'extensions.autoCheckUpdates': false,
+        'extensions.autoUpdate': false,
+        'update.mode': 'none',
+        'security.workspace.trust.startupPrompt': 'always',
+        'workbench.colorTheme': 'Default Dark Modern',
+        ...options.settings,
+      }),
+    );
+    const config = path.join(scratch, 'config.yaml');
+    fs.writeFileSync(config, 'auth: none\n');
+    const port = await freePort();
+    const args = [
+      '--auth', 'none',
+      '--bind-addr', `127.0.0.1:${port}`,
+      '--config', config,
+      '--user-data-dir', userData,
+      '--extensions-dir', path.join(scratch, 'extensions'),
+      '--disable-telemetry',
+      '--disable-update-check',
+      '--disable-getting-started-override',
+      ...(options.workspaceTrust ? [] : ['--disable-workspace-trust']),
+      options.workspace,
+    ];
+    const env = { ...process.env };
+    delete env.PORT;
+    delete env.VSCODE_IPC_HOOK_CLI;
+    if (options.delayLog) env.SIFT_HOST_DELAY_LOG = options.delayLog;
+    // code-server keeps state under the XDG folders too: keep it in the scratch folder, not the user's home.
+    env.XDG_CONFIG_HOME = path.join(scratch, 'config');
+    env.XDG_DATA_HOME = path.join(scratch, 'data');
+    let output = '';
+    const server = spawn(codeServer, args, { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    server.stdout?.setEncoding('utf8').on('data', (text: string) => (output = (output + text).slice(-20_000)));
+    server.stderr?.setEncoding('utf8').on('data', (text: string) => (output = (output + text).slice(-20_000)));
+    const serverLog = (): string => output;
+    const base = `http://127.0.0.1:${port}`;
+    await waitForHttp(`${base}/healthz`, 60_000, server, serverLog);
+
+    const browser = await chromium.launch({
+      executablePath: process.env.SIFT_E2E_CHROMIUM ?? '/usr/bin/chromium',
+      headless: true,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+    const page = await context.newPage();
+    const payload = JSON.stringify([['extensionDevelopmentPath', `vscode-remote://127.0.0.1:${port}${repoRoot}`]]);
+    await page.goto(`${base}/?folder=${encodeURIComponent(options.workspace)}&payload=${encodeURIComponent(payload)}`);
+    await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+    await page.locator('.part.statusbar').waitFor({ timeout: 60_000 });
+    return new Workbench(page, browser, server, scratch, serverLog);
+  }
+
+  async close(): Promise<void> {
+    await this.browser.close().catch(() => {});
+    if (this.server.pid !== undefined && this.server.exitCode === null) {
+      // code-server runs the extension host (and its workers) as children: end its whole group.
+      try {
+        process.kill(-this.server.pid, 'SIGTERM');
+      } catch {
+        // Already gone.
+      }
+      await Promise.race([new Promise((resolve) => this.server.once('exit', resolve)), sleep(5000)]);
+      try {
+        process.kill(-this.server.pid, 'SIGKILL');
+      } catch {
+        // Gone.
+      }
+    }
+    if (process.env.SIFT_E2E_KEEP) process.stderr.write(`kept ${this.scratch}\n`);
+    else fs.rmSync(this.scratch, { recursive: true, force: true });
+  }
+
+  async screenshot(name: string): Promise<string> {
+    fs.mkdirSync(resultsDir, { recursive: true });
+    const file = path.join(resultsDir, `${name}.png`);
+    await this.page.screenshot({ path: file });
+    return file;
+  }
+
+  /** Runs a command from the palette by its title ("Sift: Start Training Run…"); reopens the palette until the command is registered. */
+  async runCommand(title: string, timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      await this.page.keyboard.press('Escape');
+      await this.page.keyboard.press('F1');
+      const input = this.quickInput.locator('input');
+      await input.waitFor({ timeout: 10_000 });
+      await input.fill(`>${title}`);
+      const row = this.quickInput.locator('.monaco-list-row', { hasText: title }).first();
+      try {
+        await row.waitFor({ timeout: 3000 });
+        const label = (await row.getAttribute('aria-label')) ?? '';
+        if (label.startsWith(title) || label.includes(title)) {
+          await row.click();
+          return;
+        }
+      } catch {
+        // Not registered yet: the palette does not refresh while open.
+      }
+      await sleep(1000);
+    }
+    throw new Error(`The command "${title}" did not appear in the palette within ${timeoutMs} ms.`);
+  }
+
+  get quickInput(): Locator {
+    return this.page.locator('.quick-input-widget');
+  }
+
+  /** Picks the quick pick row whose label contains `label`. */
+  async pick(label: string | RegExp, timeoutMs = 20_000): Promise<void> {
+    const row = this.quickInput.locator('.monaco-list-row', { hasText: label }).first();
+    try {
+      await row.waitFor({ timeout: timeoutMs });
+      await row.click({ timeout: 5000 });
+    } catch (error) {
+      const shot = await this.screenshot(`failed-pick-${String(label).replace(/\W+/g, '-')}`);
+      throw new Error(`Could not pick "${label}" (see ${shot}): ${(error as Error).message}`, { cause: error });
+    }
+  }
+
+  /** Types into an open input box (replacing its value) and accepts it. */
+  async answer(text: string): Promise<void> {
+    const input = this.quickInput.locator('input');
+    await input.waitFor({ timeout: 20_000 });
+    await input.fill(text);
+    await sleep(300);
+    await input.press('Enter');
+  }
+
+  /** Waits for the quick input (pick or input box) whose title matches. */
+  async waitForQuickInput(title: RegExp, timeoutMs = 20_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    let text = '';
+    while (Date.now() < deadline) {
+      text = (await this.quickInput.locator('.quick-input-title').textContent().catch(() => '')) ?? '';
+      if (title.test(text)) return text;
+      await sleep(200);
+    }
+    throw new Error(`No quick input titled ${title} within ${timeoutMs} ms; the last title was "${text}".`);
+  }
+
+  /** Opens the Sift view container in the activity bar. */
+  async showRunsView(): Promise<void> {
+    await this.page.locator('.activitybar .action-item a[aria-label^="Sift"]').first().click();
+    await this.page.locator('.part.sidebar .title-label', { hasText: /Sift/i }).first().waitFor({ timeout: 20_000 });
+  }
+
+  /** The Runs view's rows: each one's accessible label ("<id>, <status>, <description>") and indentation level. */
+  async runRows(): Promise<{ label: string; level: number }[]> {
+    const rows = this.page.locator('.part.sidebar .pane-body .monaco-list-row');
+    const count = await rows.count();
+    const out: { label: string; level: number }[] = [];
+    for (let i = 0; i < count; i++) {
+      const row = rows.nth(i);
+      out.push({ label: (await row.getAttribute('aria-label')) ?? '', level: Number((await row.getAttribute('aria-level')) ?? '1') });
+    }
+    return out;
+  }
+
+  runRow(text: string | RegExp): Locator {
+    return this.page.locator('.part.sidebar .pane-body .monaco-list-row', { hasText: text }).first();
+  }
+
+  /** Waits until `predicate` holds for the Runs view's rows; returns them. */
+  async waitForRows(predicate: (rows: { label: string; level: number }[]) => boolean, what: string, timeoutMs = 90_000): Promise<{ label: string; level: number }[]> {
+    const deadline = Date.now() + timeoutMs;
+    let rows: { label: string; level: number }[] = [];
+    while (Date.now() < deadline) {
+      rows = await this.runRows();
+      if (predicate(rows)) return rows;
+      await sleep(300);
+    }
+    const shot = await this.screenshot(`failed-${what.replace(/\W+/g, '-')}`);
+    throw new Error(`Runs view: ${what} did not happen within ${timeoutMs} ms (see ${shot}). Rows: ${JSON.stringify(rows)}`);
+  }
+
+  /** Right-clicks a run in the Runs view and chooses a context menu entry. */
+  async contextMenu(rowText: string | RegExp, entry: string): Promise<void> {
+    await this.runRow(rowText).click({ button: 'right' });
+    const item = this.page.locator('.context-view .action-item', { hasText: entry }).first();
+    await item.waitFor({ timeout: 10_000 });
+    await item.click();
+    // A row that redraws under the pointer can swallow the click: the entry stays focused, and Enter chooses it.
+    for (let attempt = 0; attempt < 3 && (await item.count()) > 0; attempt++) {
+      await sleep(500);
+      if ((await item.count()) === 0) break;
+      await item.hover().catch(() => {});
+      await this.page.keyboard.press('Enter');
+    }
+    await item.waitFor({ state: 'detached', timeout: 5000 });
+  }
+
+  /** The text of the Sift status bar item ('' when hidden). */
+  async statusBarText(): Promise<string> {
+    const item = this.page.locator('.part.statusbar .statusbar-item', { hasText: /Sift/ }).first();
+    if ((await item.count()) === 0) return '';
+    return ((await item.textContent()) ?? '').trim();
+  }
+
+  async waitForStatusBar(pattern: RegExp, timeoutMs = 90_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    let text = '';
+    while (Date.now() < deadline) {
+      text = await this.statusBarText();
+      if (pattern.test(text)) return text;
+      await sleep(250);
+    }
+    throw new Error(`The status bar did not show ${pattern} within ${timeoutMs} ms; it shows "${text}".`);
+  }
+
+  /** Text of every notification toast showing now. */
+  async notifications(): Promise<string[]> {
+    const toasts = this.page.locator('.notifications-toasts .notification-toast');
+    const count = await toasts.count();
+    const out: string[] = [];
+    for (let i = 0; i < count; i++) out.push(((await toasts.nth(i).textContent()) ?? '').trim());
+    return out;
+  }
+
+  async waitForNotification(pattern: RegExp, timeoutMs = 60_000): Promise<Locator> {
+    const toast = this.page.locator('.notifications-toasts .notification-toast', { hasText: pattern }).first();
+    await toast.waitFor({ timeout: timeoutMs });
+    return toast;
+  }
+
+  /** Clicks a button of a modal dialog. */
+  async dialogButton(label: string): Promise<void> {
+    const button = this.page.locator('.monaco-dialog-box .monaco-button', { hasText: label }).first();
+    await button.waitFor({ timeout: 20_000 });
+    await button.click();
+  }
+
+  /** The text of the webview the editor shows now (a Markdown preview, a panel): two iframes deep. */
+  async webviewText(pattern: RegExp, timeoutMs = 60_000): Promise<string> {
+    const body = this.page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame').locator('body');
+    const deadline = Date.now() + timeoutMs;
+    let text = '';
+    while (Date.now() < deadline) {
+      text = (await body.textContent({ timeout: 5000 }).catch(() => '')) ?? '';
+      if (pattern.test(text)) return text;
+      await sleep(300);
+    }
+    throw new Error(`No webview showed ${pattern} within ${timeoutMs} ms; the last text seen: ${text.slice(0, 300)}`);
+  }
+
+  async clearNotifications(): Promise<void> {
+    await this.runCommand('Notifications: Clear All Notifications').catch(() => {});
+  }
+}
