@@ -66,6 +66,10 @@ for (const entry of entries) {
 const webviews = [
   { in: 'webview/dashboard/main.ts', out: 'dist/webview/dashboard.js' },
   { in: 'webview/inspector/main.ts', out: 'dist/webview/inspector.js' },
+  // The notebook renderer is an ES module exporting `activate` (the editor imports it into the
+  // notebook's output webview); it adopts its stylesheets in each output's shadow root, so they
+  // are bundled as text.
+  { in: 'webview/notebook/renderer.ts', out: 'dist/webview/notebook-renderer.js', format: 'esm', loader: { '.css': 'text' } },
 ];
 for (const entry of webviews) {
   const options = {
@@ -73,7 +77,8 @@ for (const entry of webviews) {
     outfile: entry.out,
     bundle: true,
     platform: 'browser',
-    format: 'iife',
+    format: entry.format ?? 'iife',
+    ...(entry.loader ? { loader: entry.loader } : {}),
     target: 'chrome120',
     minify: true,
     sourcemap: true,

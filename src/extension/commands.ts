@@ -18,6 +18,7 @@ import { displayPath, isResumable, type RunNode } from './present';
 import { configTemplates, referenceRunConfig, runConfigFromFile, templateText } from './runConfig';
 import { RunBusyError, type LiveRun, type RunRequest } from './runManager';
 import type { LaunchInfo } from './notifications';
+import { newNotebook } from './notebook';
 
 const trustMessage =
   'no training run starts in an untrusted workspace: a run configuration can point the trainer at any file or folder on this machine, and a run writes where its configuration says. Trust this workspace to train in it.';
@@ -49,6 +50,7 @@ export function registerCommands(sift: Sift): vscode.Disposable[] {
     register('sift.deleteRun', (arg, args) => commands.delete(arg, args)),
     register('sift.refreshRuns', () => sift.tree.refreshNow()),
     register('sift.showLog', () => sift.log.show()),
+    register('sift.newNotebook', () => newNotebook(sift)),
   ];
 }
 

@@ -9,6 +9,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as vscode from 'vscode';
 import { WorkerClient } from '../worker/client';
 import { registerCommands } from './commands';
+import { registerNotebooks } from './notebook';
 import { RunNotifications } from './notifications';
 import { PanelHost } from './panels';
 import { RunIndex } from './runIndex';
@@ -136,7 +137,7 @@ function logEventLoopDelay(file: string): vscode.Disposable {
 
 export function activate(context: vscode.ExtensionContext): void {
   active = new Sift(context);
-  context.subscriptions.push(active, ...registerCommands(active));
+  context.subscriptions.push(active, ...registerCommands(active), ...registerNotebooks(active));
   const delayLog = process.env.SIFT_HOST_DELAY_LOG;
   if (delayLog) context.subscriptions.push(logEventLoopDelay(delayLog));
 }

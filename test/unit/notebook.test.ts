@@ -1,7 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { parseNotebook, serializeNotebook } from '../../src/notebook/format';
-import { parseCell, resolveRef } from '../../src/notebook/cells';
+import { parseCell, resolveRef, type CellRequest } from '../../src/notebook/cells';
+import { fromEditorNotebook, toEditorNotebook, unknownFieldsKey } from '../../src/notebook/editorData';
+import { configKeys } from '../../src/core/train/config';
+import { notebookCellSchema, notebookSchemaFile, notebookSchemaText } from '../../scripts/notebook-schema';
 
 const file = JSON.stringify({
   version: 1,
@@ -74,4 +79,59 @@ test('@labels resolve to the runs earlier cells produced', () => {
   assert.equal(resolveRef('@ref', runs, 'c'), '/w/.sift/runs/a');
   assert.equal(resolveRef('/some/run', runs, 'c'), '/some/run');
   assert.throws(() => resolveRef('@jest', runs, 'cell 3'), /cell 3: no earlier cell labelled "jest" has run yet\. Known: @ref\./);
+});
+
+test('through the editor and back, a notebook keeps every field, outputs as data and the last execution', () => {
+  const notebook = parseNotebook(file, 'demo.siftnb');
+  const editor = toEditorNotebook(notebook);
+  const [, code] = editor.cells;
+  assert.equal(code.kind, 'code');
+  assert.equal(code.languageId, 'json');
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(code.outputs[0].items[0].data)), { runDir: '.sift/runs/ref', status: 'finished' });
+  assert.deepEqual(code.outputs[0].metadata, { futureOutputField: true }, "an output's unknown fields ride in its metadata");
+  assert.deepEqual(code.metadata[unknownFieldsKey], { futureCellField: { keep: 'me' } });
+  assert.deepEqual(editor.metadata[unknownFieldsKey], { futureTopField: 'kept' });
+  assert.equal(serializeNotebook(fromEditorNotebook(editor)), serializeNotebook(notebook), 'unchanged when nothing ran');
+
+  // The cell runs: the editor's execution summary is saved, the output replaced.
+  code.executionSummary = { executionOrder: 3, success: true, timing: { startTime: 1000, endTime: 5000 } };
+  code.outputs = [{ items: [{ mime: 'application/vnd.sift.run+json', data: new TextEncoder().encode('{"id":"r2"}') }] }, { items: [{ mime: 'text/plain', data: new TextEncoder().encode('hello\nworld') }] }, { items: [{ mime: 'image/png', data: new Uint8Array([137, 80, 78, 71]) }] }];
+  const saved = JSON.parse(serializeNotebook(fromEditorNotebook(editor)));
+  assert.deepEqual(saved.cells[1].metadata.execution, { order: 3, success: true, start: 1000, end: 5000 });
+  assert.deepEqual(saved.cells[1].outputs, [
+    { mime: 'application/vnd.sift.run+json', data: { id: 'r2' } },
+    { mime: 'text/plain', data: 'hello\nworld' },
+    { mime: 'image/png', data: 'iVBORw==', encoding: 'base64' },
+  ]);
+  assert.equal(saved.cells[1].futureCellField.keep, 'me');
+  assert.equal(saved.futureTopField, 'kept');
+  // And back into the editor: the execution order and timing show again, the bytes are the same.
+  const reopened = toEditorNotebook(parseNotebook(JSON.stringify(saved)));
+  assert.deepEqual(reopened.cells[1].executionSummary, { executionOrder: 3, success: true, timing: { startTime: 1000, endTime: 5000 } });
+  assert.deepEqual([...reopened.cells[1].outputs[2].items[0].data], [137, 80, 78, 71]);
+  assert.equal(new TextDecoder().decode(reopened.cells[1].outputs[1].items[0].data), 'hello\nworld');
+});
+
+test('the starter notebook: reference, JEST, uniform and compare cells that parse, on built-in data, each label used below it', () => {
+  const starter = parseNotebook(fs.readFileSync(path.join(__dirname, '..', '..', 'media', 'starter.siftnb'), 'utf8'), 'starter.siftnb');
+  const requests = starter.cells.filter((cell) => cell.kind === 'code').map((cell, i) => parseCell(cell.source, `cell ${i + 1}`));
+  assert.deepEqual(
+    requests.map((r) => (r.type === 'run' ? `${r.reference ? 'reference' : r.config.method}:${r.label}` : r.type)),
+    ['reference:ref', 'jest:jest', 'uniform:uniform', 'compare'],
+  );
+  const runs = requests.filter((r): r is Extract<CellRequest, { type: 'run' }> => r.type === 'run');
+  assert.ok(runs.every((r) => String(r.config.data).startsWith('builtin:')));
+  assert.equal(runs[1].config.reference, '@ref');
+  assert.deepEqual((requests[3] as Extract<CellRequest, { type: 'compare' }>).runs, ['@uniform', '@jest']);
+  assert.ok(starter.cells.every((cell) => cell.outputs.length === 0), 'a starter has no outputs');
+});
+
+test('the JSON schema of notebook cells: branch, compare or a run config with every *.sift.json setting; up to date on disk', () => {
+  const schema = notebookCellSchema() as { then: { required: string[] }; else: { then: { required: string[] }; else: { properties: Record<string, unknown>; additionalProperties: boolean } } };
+  assert.deepEqual(schema.then.required, ['branch', 'at_step']);
+  assert.deepEqual(schema.else.then.required, ['compare']);
+  const run = schema.else.else;
+  assert.equal(run.additionalProperties, false);
+  for (const key of [...configKeys, 'label', 'kind']) assert.ok(key in run.properties, key);
+  assert.equal(fs.readFileSync(notebookSchemaFile, 'utf8'), notebookSchemaText(), 'schemas/sift-notebook-cell.schema.json is stale: npm run build regenerates it');
 });
