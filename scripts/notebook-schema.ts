@@ -6,6 +6,7 @@
  * dropped). A cell is one of three shapes, told apart by its keys:
  *
  *   {"branch": …}   a branch of a run;   {"compare": […]}   a comparison;
+ *   {"cells": […]}  the whole .siftnb, when opened as text (its outline only);
  *   anything else   a run configuration: the *.sift.json settings (the same
  *                   properties, from scripts/config-schema.ts) plus "label"
  *                   and "kind".
@@ -61,6 +62,15 @@ export function notebookCellSchema(): Schema {
     },
     additionalProperties: false,
   };
+  // The schema is matched by file name, so a .siftnb opened as text gets it too: the whole file is then checked only for its outline.
+  const notebookFile: Schema = {
+    type: 'object',
+    properties: {
+      version: { type: 'integer', description: 'The .siftnb format version.' },
+      cells: { type: 'array', items: { type: 'object', required: ['kind'] }, description: 'The cells; each code cell is checked against this schema when the file is open in the notebook editor.' },
+      metadata: { type: 'object' },
+    },
+  };
   return {
     $schema: 'http://json-schema.org/draft-07/schema#',
     title: 'Sift notebook cell',
@@ -68,7 +78,7 @@ export function notebookCellSchema(): Schema {
     type: 'object',
     if: { required: ['branch'] },
     then: branch,
-    else: { if: { required: ['compare'] }, then: compare, else: run },
+    else: { if: { required: ['compare'] }, then: compare, else: { if: { required: ['cells'] }, then: notebookFile, else: run } },
   };
 }
 

@@ -15,7 +15,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { FrameLocator, Locator } from 'playwright-core';
-import { sleep, Workbench } from './workbench';
+import { readJsonWhenWritten, sleep, Workbench } from './workbench';
 
 let workbench: Workbench | undefined;
 let workspace = '';
@@ -84,6 +84,10 @@ async function scrollTo(what: string, locator: Locator, timeoutMs = 120_000): Pr
   }, timeoutMs);
 }
 
+interface SavedNotebook {
+  cells: { outputs?: { mime: string; data: { status?: string } }[]; metadata?: { execution?: { order: number; start: number; end: number } } }[];
+}
+
 test('the starter notebook: Run All trains reference, JEST and uniform in order with live curves, then compares them; the saved file is small', { timeout: 900_000 }, async () => {
   await wb().runCommand('Sift: New Sift Notebook');
   const file = path.join(workspace, 'experiments.siftnb');
@@ -136,16 +140,15 @@ test('the starter notebook: Run All trains reference, JEST and uniform in order 
   await wb().screenshot('notebook-05-after-run-all');
 
   await wb().runCommand('File: Save');
-  await waitFor('the notebook was saved with its outputs', () => fs.readFileSync(file, 'utf8').includes('application/vnd.sift.compare+json'), 30_000);
-  const saved = JSON.parse(fs.readFileSync(file, 'utf8'));
-  const outputsSaved = saved.cells.flatMap((cell: { outputs?: { mime: string; data: { status?: string } }[] }) => cell.outputs ?? []);
+  const saved = await readJsonWhenWritten<SavedNotebook>(file, 30_000, (json) => JSON.stringify(json).includes('application/vnd.sift.compare+json'));
+  const outputsSaved = saved.cells.flatMap((cell) => cell.outputs ?? []);
   assert.deepEqual(
-    outputsSaved.map((o: { mime: string }) => o.mime),
+    outputsSaved.map((o) => o.mime),
     ['application/vnd.sift.run+json', 'application/vnd.sift.run+json', 'application/vnd.sift.run+json', 'application/vnd.sift.compare+json'],
   );
-  assert.ok(outputsSaved.slice(0, 3).every((o: { data: { status?: string } }) => o.data.status === 'finished'));
-  const executed = saved.cells.filter((cell: { metadata?: { execution?: { order: number; start: number; end: number } } }) => cell.metadata?.execution);
-  assert.deepEqual(executed.map((cell: { metadata: { execution: { order: number } } }) => cell.metadata.execution.order), [1, 2, 3, 4], 'execution order saved');
+  assert.ok(outputsSaved.slice(0, 3).every((o) => o.data.status === 'finished'));
+  const orders = saved.cells.flatMap((cell) => (cell.metadata?.execution ? [cell.metadata.execution.order] : []));
+  assert.deepEqual(orders, [1, 2, 3, 4], 'execution order saved');
   const size = fs.statSync(file).size;
   process.stdout.write(`saved ${file}: ${size} bytes\n`);
   fs.mkdirSync(path.join(__dirname, '..', '..', 'test-results', 'e2e'), { recursive: true });

@@ -19,6 +19,27 @@ const codeServer = path.join(repoRoot, '.vscode-test', 'code-server', 'node_modu
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * A JSON file the editor writes, once it is there and complete: a file can
+ * exist while its write is still under way, and then it parses as
+ * "Unexpected end of JSON input". `ready` may ask more of it (a saved output).
+ */
+export async function readJsonWhenWritten<T = unknown>(file: string, timeoutMs: number, ready: (json: T) => boolean = () => true): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: string;
+  for (;;) {
+    try {
+      const json = JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+      if (ready(json)) return json;
+      last = 'its content is not the expected one yet';
+    } catch (error) {
+      last = (error as Error).message;
+    }
+    if (Date.now() > deadline) throw new Error(`${file} was not written within ${timeoutMs / 1000} s: ${last}`);
+    await sleep(200);
+  }
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();

@@ -127,10 +127,13 @@ test('the starter notebook: reference, JEST, uniform and compare cells that pars
 });
 
 test('the JSON schema of notebook cells: branch, compare or a run config with every *.sift.json setting; up to date on disk', () => {
-  const schema = notebookCellSchema() as { then: { required: string[] }; else: { then: { required: string[] }; else: { properties: Record<string, unknown>; additionalProperties: boolean } } };
+  type Run = { properties: Record<string, unknown>; additionalProperties: boolean };
+  const schema = notebookCellSchema() as { then: { required: string[] }; else: { then: { required: string[] }; else: { if: { required: string[] }; else: Run } } };
   assert.deepEqual(schema.then.required, ['branch', 'at_step']);
   assert.deepEqual(schema.else.then.required, ['compare']);
-  const run = schema.else.else;
+  // A .siftnb opened as text ({"version", "cells"}) is not flagged as a run config with unknown keys.
+  assert.deepEqual(schema.else.else.if.required, ['cells']);
+  const run = schema.else.else.else;
   assert.equal(run.additionalProperties, false);
   for (const key of [...configKeys, 'label', 'kind']) assert.ok(key in run.properties, key);
   assert.equal(fs.readFileSync(notebookSchemaFile, 'utf8'), notebookSchemaText(), 'schemas/sift-notebook-cell.schema.json is stale: npm run build regenerates it');
