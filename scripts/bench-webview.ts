@@ -165,7 +165,7 @@ async function main(): Promise<void> {
     const step = { run: 'bench', step: 1, candidates: pairs * 5, chosen, rejected: null };
     const inspectorSnapshot: InspectorHostMessage = {
       type: 'snapshot',
-      payload: { protocol: webviewProtocolVersion, run: { id: 'bench', dir: '/runs/bench', label: 'bench', method: 'jest', status: 'running', dataset: 'builtin:train', scored: true }, stepRanges: [[1, 100]], live: true, view: step },
+      payload: { protocol: webviewProtocolVersion, run: { id: 'bench', dir: '/runs/bench', label: 'bench', method: 'jest', status: 'running', dataset: 'builtin:train', scored: true, superBatchEvery: 25 }, stepRanges: [[1, 100]], live: true, view: step },
     };
     const inspector = await openPanel(
       browser,

@@ -1,6 +1,6 @@
 /**
  * Screenshots of the dashboard and the batch inspector on real run folders,
- * in light and dark themes, through the same headless-Chromium harness the
+ * in light and dark themes (and the inspector's detail of the last pick), through the same headless-Chromium harness the
  * webview tests use (the host side is the real DashboardModel/InspectorModel).
  *
  *   node --import tsx scripts/panel-screenshots.ts --inspect RUN_DIR RUN_DIR... [--out test-results/real]
@@ -48,6 +48,11 @@ async function main(): Promise<void> {
       await inspectorPage.page.waitForSelector('.card img.thumb');
       await inspectorPage.page.waitForTimeout(1000);
       await inspectorPage.page.screenshot({ path: path.join(values.out!, `inspector-${theme}.png`), fullPage: true });
+      // The detail of the last pick: drawn last, so the most batch-mates came before it.
+      await inspectorPage.page.locator('.chosen .card').last().click();
+      await inspectorPage.page.waitForSelector('#why');
+      await inspectorPage.page.waitForTimeout(1000);
+      await inspectorPage.page.screenshot({ path: path.join(values.out!, `inspector-detail-${theme}.png`), fullPage: true });
       await inspectorPage.page.close();
     }
   } finally {

@@ -12,9 +12,9 @@
  *     worker selection  → appendSelection(line)      (steps, and the step when following)
  *     worker status     → updateStatus(status)
  *
- * Today a selections line records the picks only. A later line may also carry
- * the super-batch's other candidates (`rejected`) and the exact terms of each
- * pick logit (`contributions`); both slot in here and in the view unchanged.
+ * Every `superBatchEvery` steps a selections line also carries the
+ * super-batch's other candidates (`rejected`) and the terms of each pick
+ * logit (`contributions`); other steps keep the picks and a histogram.
  */
 import type { RunJson, SelectionLine } from '../core/runs/record';
 import { readRunJson } from '../core/runs/record';
@@ -34,15 +34,6 @@ import {
 import { joinedSelections, lineageOf, liveStatuses, type LineageLink } from './runs';
 import { resolveDataSpec, type PairText, type ThumbnailService } from './thumbnails';
 
-/** What a selections line may carry beyond today's SelectionLine. */
-export interface SelectionExtras {
-  /** The super-batch's candidates that were not picked, with their own-pair scores. */
-  rejected?: { ids: string[]; learner_loss?: number[]; reference_loss?: number[]; learnability?: number[] };
-  /** Exact terms of each pick's logit, aligned with `ids`. */
-  contributions?: PickContributions[];
-}
-
-export type InspectableLine = SelectionLine & SelectionExtras;
 
 type SplitConfig = Pick<TrainConfig, 'method' | 'chunks' | 'jointNormalization'>;
 
@@ -69,7 +60,7 @@ function ownScore(method: string, scores: PairScores): number | undefined {
  * it. Without exact contributions, what the batch-mates added is inferred as
  * pick_logit × scale − own score.
  */
-export function pickSplits(line: InspectableLine, config: SplitConfig, scores: readonly PairScores[]): PickSplit[] | undefined {
+export function pickSplits(line: SelectionLine, config: SplitConfig, scores: readonly PairScores[]): PickSplit[] | undefined {
   if (line.pick_logit === undefined || config.method === 'uniform') return undefined;
   const count = line.ids.length;
   const sizes = config.method === 'independent' ? [count] : chunkSizes(count, config.chunks);
@@ -85,7 +76,7 @@ export function pickSplits(line: InspectableLine, config: SplitConfig, scores: r
       const logit = finite(line.pick_logit[p]);
       const split: PickSplit = { chunk, chunks: sizes.length, drawnBefore, scale, exact: exact !== undefined };
       if (own !== undefined) split.own = own;
-      if (exact) split.fromMates = exact.from.reduce((sum, [, value]) => sum + value, 0);
+      if (exact) split.fromMates = exact.from.reduce((sum, [, value]) => sum + value, exact.rest ?? 0);
       else if (own !== undefined && logit !== undefined) split.fromMates = chunk === 0 ? 0 : logit * scale - own;
       splits.push(split);
     }
@@ -116,7 +107,7 @@ function pairItem(id: string, order: number, scores: PairScores, text: PairText 
 }
 
 /** The grid of one step: picks in draw order with their scores and splits, and the rejected candidates where recorded. */
-export function stepView(run: string, line: InspectableLine, pairs: ReadonlyMap<string, PairText | undefined>, config: SplitConfig): StepView {
+export function stepView(run: string, line: SelectionLine, pairs: ReadonlyMap<string, PairText | undefined>, config: SplitConfig): StepView {
   const scores = line.ids.map((_, k) => scoresAt(line, k));
   const splits = pickSplits(line, config, scores);
   const chosen = line.ids.map((id, k) => {
@@ -141,6 +132,7 @@ function validContributions(value: PickContributions[] | undefined, count: numbe
     value.every(
       (entry) =>
         finite(entry?.own) !== undefined &&
+        (entry.rest === undefined || finite(entry.rest) !== undefined) &&
         Array.isArray(entry.from) &&
         entry.from.every((pair) => Array.isArray(pair) && Number.isInteger(pair[0]) && pair[0] >= 0 && pair[0] < count && finite(pair[1]) !== undefined),
     )
@@ -159,7 +151,7 @@ export function stepRanges(sortedSteps: Iterable<number>): [number, number][] {
 }
 
 /** Every id a step view needs text for: picks and recorded rejects. */
-const idsOf = (line: InspectableLine): string[] => [...line.ids, ...(line.rejected?.ids ?? [])];
+const idsOf = (line: SelectionLine): string[] => [...line.ids, ...(line.rejected?.ids ?? [])];
 
 export interface InspectorModelOptions {
   thumbnails: ThumbnailService;
@@ -171,10 +163,9 @@ export interface InspectorModelOptions {
 export class InspectorModel {
   private json: RunJson;
   private readonly chain: LineageLink[];
-  private readonly lines = new Map<number, InspectableLine>();
+  private readonly lines = new Map<number, SelectionLine>();
   private steps: number[] = [];
   private follow = false;
-  private shown: number | null = null;
   readonly dataSpec: string;
 
   constructor(
@@ -208,6 +199,8 @@ export class InspectorModel {
       status: this.json.status,
       dataset: this.json.config.data,
       scored: this.json.config.method !== 'uniform',
+      // Runs from before the setting existed kept no super-batches.
+      superBatchEvery: this.json.config.superBatchEvery ?? 0,
     };
     return [...messages, { type: 'snapshot', payload: { protocol: webviewProtocolVersion, run, stepRanges: stepRanges(this.steps), live: this.live, view: step ?? null } }];
   }
@@ -223,7 +216,7 @@ export class InspectorModel {
   }
 
   /** A selections line the run's worker just wrote: the steps grew; when following, the new step is shown. */
-  async appendSelection(line: InspectableLine): Promise<InspectorHostMessage[]> {
+  async appendSelection(line: SelectionLine): Promise<InspectorHostMessage[]> {
     if (!Array.isArray(line.ids) || typeof line.step !== 'number') return [];
     if (this.steps.length > 0 && line.step <= this.steps[this.steps.length - 1]) {
       // A resumed run writes again from its checkpoint: what lay past it is gone.
@@ -242,14 +235,6 @@ export class InspectorModel {
     return { type: 'steps', payload: { stepRanges: stepRanges(this.steps), live: this.live, status } };
   }
 
-  /** Exact pick-logit terms the host computed for a step; re-sends the step when it is the one shown. */
-  async setContributions(step: number, contributions: PickContributions[]): Promise<InspectorHostMessage[]> {
-    const line = this.lines.get(step);
-    if (!line || contributions.length !== line.ids.length) return [];
-    this.lines.set(step, { ...line, contributions });
-    return this.shown === step ? this.selectStep(step) : [];
-  }
-
   /** The answer to `images`. */
   async images(ids: readonly string[], size: number): Promise<InspectorHostMessage> {
     return { type: 'images', payload: { size, images: await this.options.thumbnails.images(this.dataSpec, ids, size) } };
@@ -259,7 +244,6 @@ export class InspectorModel {
     if (this.steps.length === 0) return { messages: [] };
     const step = requested === null ? this.steps[this.steps.length - 1] : nearestAtOrBefore(this.steps, requested);
     const line = this.lines.get(step)!;
-    this.shown = step;
     let pairs: ReadonlyMap<string, PairText | undefined>;
     const messages: InspectorHostMessage[] = [];
     try {

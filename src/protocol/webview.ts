@@ -15,6 +15,7 @@
  * This module is imported by both sides (the webview bundles it), so it holds
  * no Node or editor imports.
  */
+import type { BatchMateTerms } from '../core/runs/record';
 import type { Parsed } from './worker';
 
 /** Bumped when a message changes shape; `ready` and `snapshot` carry it. */
@@ -260,15 +261,13 @@ export interface PickSplit {
 }
 
 /**
- * Per pick, the exact terms of its pick logit, which the host may compute
- * (re-scoring the super-batch from the step's checkpoint): `own` = S_kk and
- * `from` = [position in `chosen` of a batch-mate drawn before it, S_ik + S_ki],
- * possibly only the largest few by magnitude. Aligned with `StepView.chosen`.
+ * Per pick, the terms of its pick logit, recorded by the trainer every
+ * `superBatchEvery` steps (joint selection, sigmoid loss): `own` = S_kk,
+ * `from` = [position in `chosen` of a batch-mate drawn before it, S_ik + S_ki]
+ * for the largest few by magnitude, `rest` = the sum of the others.
+ * Aligned with `StepView.chosen`.
  */
-export interface PickContributions {
-  own: number;
-  from: [number, number][];
-}
+export type PickContributions = BatchMateTerms;
 
 export interface PairItem {
   /** The dataset's id of the pair. */
@@ -311,6 +310,8 @@ export interface InspectorRun {
   dataset: string;
   /** Whether the run's selection lines carry scores (every method but uniform). */
   scored: boolean;
+  /** Steps between those that keep the whole super-batch (rejected candidates, batch-mate terms); 0: never. */
+  superBatchEvery: number;
 }
 
 /** Inspector view state kept by the webview; `step` and `follow` are mirrored to the host. */
@@ -686,7 +687,8 @@ const checkStepView = (value: unknown, what: string): string | undefined =>
                     'from',
                     (from) => Array.isArray(from) && from.every((pair) => Array.isArray(pair) && pair.length === 2 && isStep(pair[0]) && (pair[0] as number) < chosen && isFiniteNumber(pair[1])),
                     `[position below ${chosen}, value] pairs`,
-                  ),
+                  )
+                  .field('rest', isFiniteNumber, 'a number', true),
               ),
             ),
       true,
@@ -709,7 +711,8 @@ const inspectorHostCheckers: Checkers<InspectorHostMessage> = {
               .field('method', isString, 'text')
               .field('status', isString, 'text')
               .field('dataset', isString, 'text')
-              .field('scored', (s) => typeof s === 'boolean', 'true or false'),
+              .field('scored', (s) => typeof s === 'boolean', 'true or false')
+              .field('superBatchEvery', (v) => Number.isInteger(v) && (v as number) >= 0, 'a whole number ≥ 0'),
           ),
         )
         .field('stepRanges', isStepRanges, 'a list of [lo, hi] step ranges')

@@ -15,6 +15,7 @@ import { trainRun } from '../../src/core/train/run';
 import { compareRuns } from '../../src/core/runs/compare';
 import { readJsonl } from '../../src/core/runs/jsonl';
 import type { MetricLine, SelectionLine } from '../../src/core/runs/record';
+import { stepView } from '../../src/panels/inspector';
 import { jsonl, png, tempDir, writeFiles } from './data-fixtures';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sift-jest-'));
@@ -63,6 +64,39 @@ test('every selecting method trains, records its picks and counts scoring FLOPs 
       assert.ok(last.flops_reference > 0 || method === 'hard-learner');
       assert.equal(last.flops, last.flops_train + last.flops_score + last.flops_reference);
       assert.ok(last.picked_noisy !== undefined, 'the built-in data know which pairs are noisy');
+    }
+  }
+});
+
+test('every superBatchEvery steps a selections line keeps the rejected candidates and the terms of each pick logit; the inspector shows them', async () => {
+  for (const loss of ['sigmoid', 'softmax'] as const) {
+    const runDir = path.join(root, `super-batch-${loss}`);
+    await trainRun(resolveConfig(tiny, { data: 'builtin:train?size=300', method: 'jest', loss, filterRatio: 0.5, chunks: 4, reference: referenceDir, steps: 4, evalEvery: 4, superBatchEvery: 2, runDir }));
+    const lines = readJsonl<SelectionLine>(path.join(runDir, 'selections.jsonl')).rows;
+    assert.deepEqual(lines.map((line) => line.rejected !== undefined), [false, true, false, true], loss);
+    for (const line of lines.filter((l) => l.rejected)) {
+      const rejected = line.rejected!;
+      assert.equal(rejected.ids.length, 8, 'the other half of the 16 candidates');
+      assert.deepEqual(new Set([...line.ids, ...rejected.ids]).size, 16, 'picks and rejected are the whole super-batch');
+      rejected.learnability!.forEach((l, i) => assert.ok(Math.abs(l - (rejected.learner_loss![i] - rejected.reference_loss![i])) < 0.02));
+      // Softmax batch scores are not sums of pair terms: only sigmoid runs split the logit exactly.
+      if (loss === 'softmax') {
+        assert.equal(line.contributions, undefined);
+        continue;
+      }
+      const terms = line.contributions!;
+      assert.equal(terms.length, 8);
+      terms.forEach((entry, p) => {
+        const drawnBefore = Math.floor(p / 2) * 2;
+        assert.equal(entry.from.length, drawnBefore, `pick ${p} has every earlier-chunk batch-mate (fewer than 8)`);
+        assert.ok(Math.abs(entry.own - line.learnability![p]) < 0.02, 'own = its learnability');
+        const total = entry.own + entry.from.reduce((sum, [, term]) => sum + term, 0);
+        assert.ok(Math.abs(total - line.pick_logit![p]) < 0.02 * (1 + Math.abs(line.pick_logit![p])), `pick ${p}: ${total} vs ${line.pick_logit![p]}`);
+      });
+      const view = stepView('run', line, new Map(), { method: 'jest', chunks: 4, jointNormalization: 'sum' });
+      assert.equal(view.rejected?.length, 8);
+      assert.ok(view.rejected!.every((item) => item.order === -1 && item.scores.learnability !== undefined));
+      assert.ok(view.chosen.every((item) => item.split?.exact), 'every pick split exactly');
     }
   }
 });

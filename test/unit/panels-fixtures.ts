@@ -62,6 +62,8 @@ export function writeFixtureRun(root: string, run: FixtureRun): string {
     batchSize,
     evalEvery,
     chunks: 4,
+    // Its lines carry no rejected candidates unless `extraSelection` adds them (and `config` says how often).
+    superBatchEvery: 0,
     runDir: dir,
     ...run.config,
   };

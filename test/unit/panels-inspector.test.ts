@@ -3,7 +3,8 @@ import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { Transformer } from '@napi-rs/image';
 import type { ImageTextDataset } from '../../src/core/data/types';
-import { InspectorModel, pickSplits, stepRanges, stepView, type InspectableLine } from '../../src/panels/inspector';
+import type { SelectionLine } from '../../src/core/runs/record';
+import { InspectorModel, pickSplits, stepRanges, stepView } from '../../src/panels/inspector';
 import { encodePng, resolveDataSpec, ThumbnailService } from '../../src/panels/thumbnails';
 import { defaultInspectorView, parseInspectorHostMessage, type InspectorHostMessage } from '../../src/protocol/webview';
 import { GREEN, png, RED, tempDir, writeTar } from './data-fixtures';
@@ -15,7 +16,7 @@ function valid(message: InspectorHostMessage): InspectorHostMessage {
   return message;
 }
 
-const line: InspectableLine = {
+const line: SelectionLine = {
   step: 7,
   ids: ['10', '11', '12', '13'],
   learner_loss: [3, 2.5, 2, 1.5],
@@ -64,7 +65,7 @@ describe('step view', () => {
 
   test('recorded rejects and exact contributions slot in; malformed contributions are ignored', () => {
     const contributions = line.ids.map((_, k) => ({ own: line.learnability![k], from: k >= 2 ? ([[0, 0.5], [1, 0.25]] as [number, number][]) : [] }));
-    const extended: InspectableLine = { ...line, rejected: { ids: ['12'], learnability: [-0.9] }, contributions };
+    const extended: SelectionLine = { ...line, rejected: { ids: ['12'], learnability: [-0.9] }, contributions };
     const view = stepView('run', extended, pairs, { method: 'jest', chunks: 2, jointNormalization: 'sum' });
     valid({ type: 'step', payload: view });
     assert.deepEqual(view.rejected?.map((p) => [p.id, p.order, p.scores.learnability]), [['12', -1, -0.9]]);
@@ -173,7 +174,7 @@ describe('InspectorModel', () => {
     const [step] = (await model.selectStep(100)).map(valid) as Extract<InspectorHostMessage, { type: 'step' }>[];
     assert.equal(step.payload.step, 15);
     assert.equal(((await model.selectStep(0))[0] as Extract<InspectorHostMessage, { type: 'step' }>).payload.step, 1);
-    const next: InspectableLine = { ...line, step: 16, ids: ['1', '2', '3', '4'] };
+    const next: SelectionLine = { ...line, step: 16, ids: ['1', '2', '3', '4'] };
     assert.deepEqual((await model.appendSelection(next)).map((m) => m.type), ['steps']);
     model.setFollow(true);
     const followed = (await model.appendSelection({ ...next, step: 17 })).map(valid);
@@ -185,14 +186,9 @@ describe('InspectorModel', () => {
     assert.equal((model.updateStatus('finished') as Extract<InspectorHostMessage, { type: 'steps' }>).payload.live, false);
   });
 
-  test('contributions computed later re-send the step shown; images come as data URIs', async () => {
+  test('thumbnails of a step come as PNG data URIs', async () => {
     const model = new InspectorModel(dir, { thumbnails });
     const [shown] = (await model.selectStep(5)) as Extract<InspectorHostMessage, { type: 'step' }>[];
-    const count = shown.payload.chosen.length;
-    const contributions = Array.from({ length: count }, (_, k) => ({ own: 0.1, from: k > 0 ? ([[0, 0.2]] as [number, number][]) : [] }));
-    const [resent] = (await model.setContributions(5, contributions)).map(valid) as Extract<InspectorHostMessage, { type: 'step' }>[];
-    assert.equal(resent.payload.contributions?.length, count);
-    assert.deepEqual(await model.setContributions(6, contributions), [], 'not the step shown');
     const images = valid(await model.images([shown.payload.chosen[0].id], 32)) as Extract<InspectorHostMessage, { type: 'images' }>;
     assert.match(images.payload.images[0].uri!, /^data:image\/png;base64,/);
   });

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../src/core/random';
 import { diagonal, histogram, scoreMatrix, type SquareMatrix } from '../../src/core/selection/scores';
-import { chunkSizes, gumbelTopK, pairwiseScorer, selectIndependent, selectJoint, softmaxScorer } from '../../src/core/selection/selectors';
+import { batchMateTerms, chunkSizes, gumbelTopK, pairwiseScorer, selectIndependent, selectJoint, softmaxScorer } from '../../src/core/selection/selectors';
 
 function matrix(size: number, at: (i: number, j: number) => number): SquareMatrix {
   const values = new Float32Array(size * size);
@@ -72,6 +72,30 @@ test('pairwise gains equal the change in the batch score sum', () => {
   const { gains, terms } = scorer.conditional();
   assert.equal(terms, 7);
   for (const k of [0, 3, 11]) assert.ok(Math.abs(gains[k] - (batchScore([...chosen, k]) - batchScore(chosen))) < 1e-4);
+});
+
+test('batch-mate terms add up to each pick logit: own score, the largest terms by name, the rest as one sum', () => {
+  const rng = new Rng(5);
+  const scores = matrix(40, () => rng.normal());
+  const selection = selectJoint(pairwiseScorer(scores), { count: 16, chunks: 4, normalization: 'sum', temperature: 1 }, new Rng(6));
+  const terms = batchMateTerms(scores, selection.picked, chunkSizes(16, 4), 3);
+  assert.equal(terms.length, 16);
+  terms.forEach((entry, p) => {
+    const drawnBefore = Math.floor(p / 4) * 4;
+    assert.equal(entry.from.length, Math.min(3, drawnBefore), `pick ${p}`);
+    assert.equal(entry.rest !== undefined, drawnBefore > 3);
+    const k = selection.picked[p];
+    assert.equal(entry.own, scores.values[k * 40 + k]);
+    for (const [m, term] of entry.from) {
+      assert.ok(m < drawnBefore, 'only batch-mates of earlier chunks');
+      const i = selection.picked[m];
+      assert.ok(Math.abs(term - (scores.values[i * 40 + k] + scores.values[k * 40 + i])) < 1e-6);
+    }
+    const magnitudes = entry.from.map(([, term]) => Math.abs(term));
+    assert.deepEqual(magnitudes, [...magnitudes].sort((a, b) => b - a), 'largest first');
+    const total = entry.own + entry.from.reduce((sum, [, term]) => sum + term, 0) + (entry.rest ?? 0);
+    assert.ok(Math.abs(total - selection.pickLogit[p]) < 1e-4, `pick ${p}: ${total} vs ${selection.pickLogit[p]}`);
+  });
 });
 
 test('softmax gains equal the change in the sub-batch CLIP loss, learner minus reference', () => {

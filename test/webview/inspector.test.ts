@@ -180,6 +180,32 @@ describe('batch inspector webview', () => {
     await page.close();
   });
 
+  test('a step without its super-batch says how often the run keeps one, and a button shows the nearest such step', async () => {
+    const dir = writeFixtureRun(root, {
+      id: 'every-5',
+      method: 'jest',
+      steps: 12,
+      pace: 1,
+      config: { superBatchEvery: 5 },
+      extraSelection: (line, rng) =>
+        line.step % 5 === 0 ? { rejected: { ids: Array.from({ length: 64 }, () => String(rng.int(3000))), learnability: Array.from({ length: 64 }, () => -0.5 + rng.next()) } } : {},
+    });
+    const { panel } = await openInspector('dark', dir);
+    const { page } = panel;
+    assert.match((await page.locator('#step-info').textContent())!, /^Step 12 /);
+    const note = (await page.locator('#not-recorded').textContent())!;
+    assert.match(note, /Not recorded at this step\. This run keeps the whole super-batch every 5 steps/);
+    assert.match(note, /other 64 of the 80 candidates/);
+    await page.locator('#show-recorded', { hasText: 'Show step 10' }).click();
+    assert.deepEqual((await panel.waitForPost('select-step')).payload, { step: 10 });
+    await page.waitForFunction(() => document.querySelector('#step-info')?.textContent?.startsWith('Step 10 '));
+    await page.waitForFunction(() => document.querySelector('.rejected h2')?.textContent === 'Rejected candidates (64)');
+    await page.waitForFunction(() => document.querySelectorAll('.rejected .card').length > 0);
+    assert.equal(await page.locator('#not-recorded').count(), 0);
+    assert.deepEqual(panel.errors, []);
+    await page.close();
+  });
+
   test('dataset text is shown as text (no HTML, no script); recorded rejects and contributions slot in', async () => {
     const { dir, hostile } = await writeHostileRun();
     const { panel } = await openInspector('dark', dir);
@@ -233,7 +259,7 @@ async function writeHostileRun(): Promise<{ dir: string; hostile: string[] }> {
     pace: 1,
     batchSize: 6,
     filterRatio: 0.4,
-    config: { data: path.join(base, 'data'), chunks: 3 },
+    config: { data: path.join(base, 'data'), chunks: 3, superBatchEvery: 1 },
     extraSelection: (line) => ({
       ids: ['0', '1', '2', '3', '4', '5'],
       rejected: { ids: ['6', '7', '8', '9'], learner_loss: [2.1, 2.2, 2.3, 2.4], reference_loss: [2.5, 2.5, 2.5, 2.5], learnability: [-0.4, -0.3, -0.2, -0.1] },

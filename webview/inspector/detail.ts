@@ -175,6 +175,12 @@ export class DetailView {
         list.append(button);
       }
       section.append(list);
+      const others = split.drawnBefore - top.length;
+      if (others > 0) {
+        const listed = contributions.from.reduce((sum, [, value]) => sum + value, 0) - top.reduce((sum, [, value]) => sum + value, 0);
+        const rest = listed + (contributions.rest ?? 0);
+        section.append(h('p', { class: 'muted', attrs: { id: 'other-mates' }, text: `The other ${others} batch-mates drawn before it added ${rest >= 0 ? '+' : ''}${score(rest)} together.` }));
+      }
     } else if (split.chunk > 0) {
       section.append(
         h('p', {

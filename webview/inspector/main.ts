@@ -317,10 +317,36 @@ function renderRejected(): void {
   }
   rejectedHead.textContent = 'Rejected candidates';
   const candidates = current.candidates;
-  rejectedBody.append(
-    h('p', { class: 'not-recorded', attrs: { id: 'not-recorded' } }, h('strong', { text: 'Not recorded for this run. ' }), `selections.jsonl keeps the picks of each step only${candidates !== undefined ? `; the other ${candidates - current.chosen.length} of the ${candidates} candidates scored are summarised by the histogram below` : ''}. Runs that record their rejected candidates show them here, scored like the picks.`),
-  );
+  const summary = candidates !== undefined ? ` The other ${candidates - current.chosen.length} of the ${candidates} candidates scored at this step are summarised by the histogram below.` : '';
+  const every = run?.superBatchEvery ?? 0;
+  const note = h('p', { class: 'not-recorded', attrs: { id: 'not-recorded' } });
+  if (every > 0) {
+    note.append(h('strong', { text: 'Not recorded at this step. ' }), `This run keeps the whole super-batch every ${every} steps (the superBatchEvery setting).${summary}`);
+    const nearest = nearestRecordedStep(current.step, every);
+    if (nearest !== undefined) {
+      const go = h('vscode-button', { text: `Show step ${nearest}`, attrs: { id: 'show-recorded', secondary: '' } });
+      go.addEventListener('click', () => {
+        if (view.follow) setFollow(false);
+        requestStep(nearest);
+      });
+      note.append(' ', go);
+    }
+  } else {
+    note.append(h('strong', { text: 'Not recorded for this run. ' }), `It kept the picks of each step only (superBatchEvery 0, or a run from before that setting).${summary}`);
+  }
+  rejectedBody.append(note);
   if (current.poolHist) rejectedBody.append(poolHistogram(current));
+}
+
+/** The recorded step nearest to `step` (the earlier one on a tie) that keeps its whole super-batch. */
+function nearestRecordedStep(step: number, every: number): number | undefined {
+  let best: number | undefined;
+  for (const [lo, hi] of stepRanges) {
+    for (let s = Math.ceil(lo / every) * every; s <= hi; s += every) {
+      if (s > 0 && (best === undefined || Math.abs(s - step) < Math.abs(best - step))) best = s;
+    }
+  }
+  return best;
 }
 
 /** The super-batch's learnability histogram with the picks' values marked beneath it. */

@@ -111,6 +111,22 @@ export interface SelectionLine {
   pool_hist?: { lo: number; hi: number; counts: number[] };
   /** Share of the super-batch whose caption is known to be wrong. */
   pool_noisy?: number;
+  /** Every `superBatchEvery` steps: the super-batch's candidates that were not picked, with their own-pair scores. */
+  rejected?: { ids: string[]; learner_loss?: number[]; reference_loss?: number[]; learnability?: number[] };
+  /** Every `superBatchEvery` steps (joint selection, sigmoid loss): the terms of each pick's logit, aligned with `ids`. */
+  contributions?: BatchMateTerms[];
+}
+
+/**
+ * The terms of one pick's conditional logit (sum normalization): its own
+ * score S_kk plus S_ik + S_ki for every batch-mate i drawn in an earlier
+ * chunk. `from` keeps the largest few by magnitude as [position in `ids`,
+ * term]; `rest` is the sum of the others, so own + Σ from + rest is the logit.
+ */
+export interface BatchMateTerms {
+  own: number;
+  from: [number, number][];
+  rest?: number;
 }
 
 export interface EvalMetrics {

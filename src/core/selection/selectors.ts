@@ -15,6 +15,7 @@
  * every chunk's logits on the scale of one pair's score. Which is better is
  * measured by bench:curation, not assumed.
  */
+import type { BatchMateTerms } from '../runs/record';
 import type { Rng } from '../random';
 import { diagonal, type SquareMatrix } from './scores';
 
@@ -188,4 +189,33 @@ export function selectIndependent(ownScores: ArrayLike<number>, count: number): 
   const order = Array.from({ length: ownScores.length }, (_, i) => i).sort((a, b) => ownScores[b] - ownScores[a] || a - b);
   const picked = order.slice(0, count);
   return { picked, pickLogit: picked.map((i) => ownScores[i]) };
+}
+
+/**
+ * Why each pick of a joint selection had its logit, for pairwise scores
+ * (sigmoid loss): own score S_kk and the term S_ik + S_ki of every batch-mate
+ * i drawn in an earlier chunk — the `keep` largest by magnitude, the others
+ * summed into `rest`. own + Σ terms is the pick's logit under 'sum'
+ * normalization (under 'mean' it is divided by 1 + 2·drawn before).
+ */
+export function batchMateTerms(scores: SquareMatrix, picked: readonly number[], sizes: readonly number[], keep: number): BatchMateTerms[] {
+  const { size, values } = scores;
+  const out: BatchMateTerms[] = [];
+  let drawnBefore = 0;
+  for (const chunkSize of sizes) {
+    for (let n = 0; n < chunkSize && out.length < picked.length; n++) {
+      const k = picked[out.length];
+      const terms: [number, number][] = [];
+      for (let m = 0; m < drawnBefore; m++) {
+        const i = picked[m];
+        terms.push([m, values[i * size + k] + values[k * size + i]]);
+      }
+      terms.sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]) || a[0] - b[0]);
+      const entry: BatchMateTerms = { own: values[k * size + k], from: terms.slice(0, keep) };
+      if (terms.length > keep) entry.rest = terms.slice(keep).reduce((sum, [, term]) => sum + term, 0);
+      out.push(entry);
+    }
+    drawnBefore += chunkSize;
+  }
+  return out;
 }

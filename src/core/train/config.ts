@@ -35,6 +35,12 @@ export interface TrainConfig {
   jointNormalization: 'sum' | 'mean';
   /** Softmax temperature of the joint sampler's draws. */
   selectionTemperature: number;
+  /**
+   * Every this many steps selections.jsonl also keeps the whole super-batch:
+   * the rejected candidates with their scores and, for the sigmoid loss, each
+   * pick's largest batch-mate terms. 0 = never.
+   */
+  superBatchEvery: number;
   /** Run folder of the reference model (needed by every method but uniform and hard-learner). */
   reference: string;
   /** Resolution the learner scores the super-batch at: full, or low (half, on the same weights — Flexi-JEST). */
@@ -101,6 +107,7 @@ export const defaultTrainConfig: TrainConfig = {
   chunks: 16,
   jointNormalization: 'sum',
   selectionTemperature: 1,
+  superBatchEvery: 25,
   reference: '',
   scoreResolution: 'full',
   lowResFraction: 0,
@@ -141,6 +148,7 @@ export const configHelp: Record<keyof TrainConfig, string> = {
   chunks: 'chunks the joint sampler draws a batch in',
   jointNormalization: 'conditional score scaling as the batch grows: sum (paper) or mean',
   selectionTemperature: 'softmax temperature of the joint sampler',
+  superBatchEvery: 'every N steps also record the rejected candidates and batch-mate terms (0 = never)',
   reference: 'run folder of the reference model (sift reference)',
   scoreResolution: 'learner scoring resolution: full or low (half, same weights)',
   lowResFraction: 'share of each batch trained at half resolution',
@@ -190,6 +198,7 @@ export const fieldKinds: Record<keyof TrainConfig, FieldKind> = {
   chunks: { kind: 'int', min: 1 },
   jointNormalization: { kind: 'enum', values: ['sum', 'mean'] },
   selectionTemperature: { kind: 'number', min: 0.001, max: 1000 },
+  superBatchEvery: { kind: 'int', min: 0 },
   reference: { kind: 'string' },
   scoreResolution: { kind: 'enum', values: ['full', 'low'] },
   lowResFraction: { kind: 'number', min: 0, max: 1 },

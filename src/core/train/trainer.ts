@@ -17,7 +17,7 @@ import { DualEncoder, forwardFlops, patchify, similarityFlops } from '../model/d
 import { contrastiveLoss } from '../model/losses';
 import { Rng, type RngState } from '../random';
 import { diagonal, histogram, scoreMatrix, type Histogram, type ScoreKind, type SquareMatrix } from '../selection/scores';
-import { pairwiseScorer, selectIndependent, selectJoint, softmaxScorer, type Selection } from '../selection/selectors';
+import { batchMateTerms, chunkSizes, pairwiseScorer, selectIndependent, selectJoint, softmaxScorer, type Selection } from '../selection/selectors';
 import { readCheckpoint, writeCheckpoint, pruneCheckpoints } from '../runs/checkpoint';
 import { JsonlWriter } from '../runs/jsonl';
 import type { DataSummary, EvalMetrics, RunRecord, SelectionLine, TrainMetrics } from '../runs/record';
@@ -337,14 +337,14 @@ export class Trainer {
       const scoreStart = performance.now();
       const { learner, reference } = this.scoreCandidates(candidates, candidatePixels, candidates.map((i) => train.caption(i)));
       const selectStart = performance.now();
-      const { selection } = this.select(learner, reference);
+      const { selection, scores } = this.select(learner, reference);
       selectSeconds = (performance.now() - selectStart) / 1000;
       scoreSeconds = (selectStart - scoreStart) / 1000;
       rows = selection.picked.map((p) => candidates[p]);
       pixels = new Float32Array(rows.length * imageFloats);
       selection.picked.forEach((p, n) => pixels.set(candidatePixels.subarray(p * imageFloats, (p + 1) * imageFloats), n * imageFloats));
       this.state.examplesScored += candidates.length;
-      selectionLine = this.describeSelection(step + 1, candidates, selection, learner, reference);
+      selectionLine = this.describeSelection(step + 1, candidates, selection, scores, learner, reference);
     }
 
     // ---- train on it -------------------------------------------------------------
@@ -422,9 +422,13 @@ export class Trainer {
     return line;
   }
 
-  /** The selections.jsonl line of a scored step: picks with their scores, and the super-batch's histogram. */
-  private describeSelection(step: number, candidates: number[], selection: Selection, learner?: PairMatrices, reference?: PairMatrices): SelectionLine {
-    const { train } = this;
+  /**
+   * The selections.jsonl line of a scored step: picks with their scores, and
+   * the super-batch's histogram; every `superBatchEvery` steps also the
+   * rejected candidates and the batch-mate terms of each pick.
+   */
+  private describeSelection(step: number, candidates: number[], selection: Selection, scores: SquareMatrix, learner?: PairMatrices, reference?: PairMatrices): SelectionLine {
+    const { train, config } = this;
     const learnerOwn = learner ? diagonal(learner.pairLoss) : undefined;
     const referenceOwn = reference ? diagonal(reference.pairLoss) : undefined;
     const learnability = learnerOwn && referenceOwn ? learnerOwn.map((l, i) => l - referenceOwn[i]) : undefined;
@@ -443,6 +447,24 @@ export class Trainer {
     }
     const poolNoisy = candidates.map((i) => train.noisy(i));
     if (poolNoisy.every((f) => f !== undefined)) line.pool_noisy = round(poolNoisy.filter(Boolean).length / poolNoisy.length);
+    if (config.superBatchEvery > 0 && step % config.superBatchEvery === 0) {
+      const picked = new Set(selection.picked);
+      const rest = candidates.flatMap((_, p) => (picked.has(p) ? [] : [p]));
+      const restAt = (values: Float32Array | undefined): number[] | undefined => (values ? rest.map((p) => round(values[p])) : undefined);
+      const rejected: NonNullable<SelectionLine['rejected']> = { ids: rest.map((p) => train.id(candidates[p])) };
+      if (learnerOwn) rejected.learner_loss = restAt(learnerOwn);
+      if (referenceOwn) rejected.reference_loss = restAt(referenceOwn);
+      if (learnability) rejected.learnability = restAt(learnability);
+      line.rejected = rejected;
+      // Sigmoid scores are sums of pair terms; softmax ones are not, so there the view infers the batch-mates' share.
+      if (config.method !== 'independent' && config.loss === 'sigmoid') {
+        line.contributions = batchMateTerms(scores, selection.picked, chunkSizes(config.batchSize, config.chunks), batchMateTermsKept).map((entry) => ({
+          own: round(entry.own),
+          from: entry.from.map(([position, term]) => [position, round(term)]),
+          ...(entry.rest === undefined ? {} : { rest: round(entry.rest) }),
+        }));
+      }
+    }
     return line;
   }
 
@@ -506,6 +528,9 @@ interface PairMatrices {
 }
 
 /** Three significant digits: enough to inspect, small enough for 100k lines (≈ 2 KB a step at b = 64). */
+/** Batch-mate terms of a pick kept by name in a detailed step (the largest); the rest is one sum. */
+const batchMateTermsKept = 8;
+
 function round(x: number): number {
   return Number.isFinite(x) ? Number(x.toPrecision(3)) : x;
 }

@@ -9,7 +9,7 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { SelectionLine } from '../../core/runs/record';
-import { InspectorModel, type InspectableLine } from '../../panels/inspector';
+import { InspectorModel } from '../../panels/inspector';
 import { ThumbnailService } from '../../panels/thumbnails';
 import { parseInspectorWebviewMessage, type InspectorHostMessage, type InspectorState } from '../../protocol/webview';
 import type { WorkerEvent } from '../../protocol/worker';
@@ -83,7 +83,7 @@ export class InspectorPanel implements vscode.Disposable {
   private async fromWorker(dir: string, event: WorkerEvent): Promise<void> {
     const model = this.model;
     if (!model || model.dir !== dir) return;
-    if (event.type === 'selection') this.post(...(await model.appendSelection(event.line as unknown as SelectionLine as InspectableLine)));
+    if (event.type === 'selection') this.post(...(await model.appendSelection(event.line as unknown as SelectionLine)));
     else if (event.type === 'status') this.post(model.updateStatus(event.state === 'finished' && event.reason === 'stopped' ? 'stopped' : event.state));
   }
 
