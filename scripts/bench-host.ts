@@ -21,24 +21,19 @@ import { runNodes, statusBarView } from '../src/extension/present';
 import { RunIndex } from '../src/extension/runIndex';
 import { RunManager, type LiveRun } from '../src/extension/runManager';
 import { WorkerClient } from '../src/worker/client';
+import { tinyModel } from '../test/tinyModel';
 
 const quick = process.argv.includes('--quick');
 const budgetMs = 50;
 const workerEntry = path.resolve(__dirname, '..', 'dist', 'worker.js');
 if (!fs.existsSync(workerEntry)) throw new Error(`${workerEntry} is missing: npm run build first (npm run bench:host does).`);
 
-const tinyModel: Partial<TrainConfig> = {
+const tinyRun: Partial<TrainConfig> = {
   data: 'builtin:train?size=2000',
   evalData: 'builtin:eval?size=128',
-  batchSize: 8,
-  imageWidth: 16,
-  textWidth: 16,
-  imageDepth: 1,
-  textDepth: 1,
-  embedDim: 16,
+  ...tinyModel,
   evalEvery: 200,
   checkpointEvery: 200,
-  backend: 'wasm',
 };
 const defaultModel: Partial<TrainConfig> = { data: 'builtin:train?size=4000', evalData: 'builtin:eval?size=256', evalEvery: 50, checkpointEvery: 50, backend: 'wasm' };
 
@@ -49,7 +44,7 @@ interface Scenario {
 }
 
 const scenarios: Scenario[] = [
-  { name: 'tiny model (most messages per second)', config: tinyModel, seconds: quick ? 8 : 25 },
+  { name: 'tiny model (most messages per second)', config: tinyRun, seconds: quick ? 8 : 25 },
   { name: 'default model', config: defaultModel, seconds: quick ? 8 : 25 },
 ];
 

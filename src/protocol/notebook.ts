@@ -26,7 +26,7 @@ import {
   type DashboardHostMessage,
   type RunInfo,
 } from './webview';
-import type { Parsed } from './worker';
+import { checkFields, describe, isFiniteNumber, isNullableNumber, isObject, isStep, isString, type Fields, type Parsed } from './check';
 
 /** The notebook type (package.json, contributes.notebooks) and its renderer's id (contributes.notebookRenderer). */
 export const notebookType = 'sift-notebook';
@@ -133,32 +133,10 @@ export type NotebookHostMessage =
 
 // ---- validation ------------------------------------------------------------------
 
-type Fields = Record<string, unknown>;
-
-const isObject = (value: unknown): value is Fields => typeof value === 'object' && value !== null && !Array.isArray(value);
-const isFiniteNumber = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
-const isStep = (value: unknown): boolean => typeof value === 'number' && Number.isInteger(value) && value >= 0;
-const isString = (value: unknown): value is string => typeof value === 'string';
 const isStringList = (value: unknown): boolean => Array.isArray(value) && value.every(isString);
-const isNullableNumber = (value: unknown): boolean => value === null || isFiniteNumber(value);
-const describe = (value: unknown): string => {
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
-};
-
-/** Checks fields in order; keeps the first problem, naming the field. */
-function check(value: unknown, what: string, fields: [string, (v: unknown) => boolean, string, boolean?][]): string | undefined {
-  if (!isObject(value)) return `${what} is ${describe(value)}; expected an object.`;
-  for (const [name, ok, expected, optional] of fields) {
-    const field = value[name];
-    if (optional && field === undefined) continue;
-    if (!ok(field)) return `${what}: "${name}" is ${describe(field)}; expected ${expected}.`;
-  }
-  return undefined;
-}
 
 const checkSummary = (value: unknown, what: string): string | undefined =>
-  check(value, what, [
+  checkFields(value, what, [
     ['examples_seen', isFiniteNumber, 'a number', true],
     ['flops', isFiniteNumber, 'a number', true],
     ['wall_s', isFiniteNumber, 'a number', true],
@@ -170,7 +148,7 @@ const checkSummary = (value: unknown, what: string): string | undefined =>
 /** Validates a run output's saved data (it comes from a file anyone may have edited). */
 export function parseRunOutput(value: unknown): Parsed<RunOutputData> {
   const problem =
-    check(value, 'run output', [
+    checkFields(value, 'run output', [
       ['version', (v) => v === notebookProtocolVersion, `${notebookProtocolVersion}`],
       ['cell', (v) => v === 'run' || v === 'reference' || v === 'branch', 'run, reference or branch'],
       ['label', isString, 'text', true],
@@ -188,7 +166,7 @@ export function parseRunOutput(value: unknown): Parsed<RunOutputData> {
 
 /** Validates a compare output's saved data. */
 export function parseCompareOutput(value: unknown): Parsed<CompareOutputData> {
-  let problem = check(value, 'compare output', [
+  let problem = checkFields(value, 'compare output', [
     ['version', (v) => v === notebookProtocolVersion, `${notebookProtocolVersion}`],
     ['metric', (v) => (curveMetrics as readonly unknown[]).includes(v), `one of ${curveMetrics.join(', ')}`],
     ['target', isFiniteNumber, 'a number'],
@@ -197,7 +175,7 @@ export function parseCompareOutput(value: unknown): Parsed<CompareOutputData> {
   ]);
   const rows = problem === undefined ? ((value as Fields).rows as unknown[]) : [];
   for (let i = 0; problem === undefined && i < rows.length; i++) {
-    problem = check(rows[i], `compare output.rows[${i}]`, [
+    problem = checkFields(rows[i], `compare output.rows[${i}]`, [
       ['label', isString, 'text', true],
       ['id', isString, 'a run id'],
       ['dir', isString, 'a run folder'],
@@ -225,7 +203,7 @@ export function parseNotebookRendererMessage(value: unknown): Parsed<NotebookRen
   let problem: string | undefined;
   switch (value.type) {
     case 'watch':
-      problem = check(value.payload, what, [
+      problem = checkFields(value.payload, what, [
         ['protocol', (v) => v === notebookProtocolVersion, `protocol ${notebookProtocolVersion} (the renderer and the extension come from different Sift builds: reload the window)`],
         ['key', isKey, 'an output id'],
         ['dirs', isDirList, 'one to 64 run folders'],
@@ -235,10 +213,10 @@ export function parseNotebookRendererMessage(value: unknown): Parsed<NotebookRen
       ]);
       break;
     case 'unwatch':
-      problem = check(value.payload, what, [['key', isKey, 'an output id']]);
+      problem = checkFields(value.payload, what, [['key', isKey, 'an output id']]);
       break;
     case 'open':
-      problem = check(value.payload, what, [
+      problem = checkFields(value.payload, what, [
         ['action', (v) => v === 'dashboard' || v === 'inspect' || v === 'reveal', 'dashboard, inspect or reveal'],
         ['dirs', isDirList, 'one to 64 run folders'],
       ]);
@@ -259,7 +237,7 @@ function checkDashboardParts(payload: Fields, what: string): string | undefined 
 }
 
 const checkBatch = (value: unknown, what: string): string | undefined => {
-  const problem = check(value, what, [
+  const problem = checkFields(value, what, [
     ['run', isString, 'a run id'],
     ['step', isStep, 'a step'],
     ['pairs', (v) => Array.isArray(v) && v.length <= batchStripPairs, `at most ${batchStripPairs} pairs`],
@@ -267,7 +245,7 @@ const checkBatch = (value: unknown, what: string): string | undefined => {
   if (problem !== undefined) return problem;
   const pairs = (value as Fields).pairs as unknown[];
   for (let i = 0; i < pairs.length; i++) {
-    const pairProblem = check(pairs[i], `${what}.pairs[${i}]`, [
+    const pairProblem = checkFields(pairs[i], `${what}.pairs[${i}]`, [
       ['id', isString, 'text'],
       ['caption', isString, 'text'],
       ['noisy', (v) => typeof v === 'boolean', 'true or false', true],
@@ -287,7 +265,7 @@ export function parseNotebookHostMessage(value: unknown): Parsed<NotebookHostMes
   switch (value.type) {
     case 'snapshot':
       problem =
-        check(value.payload, what, [
+        checkFields(value.payload, what, [
           ['key', isKey, 'an output id'],
           ['runs', Array.isArray, 'a list of runs'],
           ['charts', Array.isArray, 'a list of charts'],
@@ -297,14 +275,14 @@ export function parseNotebookHostMessage(value: unknown): Parsed<NotebookHostMes
       break;
     case 'delta':
       problem =
-        check(value.payload, what, [
+        checkFields(value.payload, what, [
           ['key', isKey, 'an output id'],
           ['patches', Array.isArray, 'a list of patches'],
           ['live', (v) => typeof v === 'boolean', 'true or false'],
         ]) ?? checkDashboardParts(value.payload as Fields, what);
       break;
     case 'batch':
-      problem = check(value.payload, what, [['key', isKey, 'an output id']]) ?? checkBatch((value.payload as Fields).batch, `${what}.batch`);
+      problem = checkFields(value.payload, what, [['key', isKey, 'an output id']]) ?? checkBatch((value.payload as Fields).batch, `${what}.batch`);
       break;
     default:
       return { ok: false, problem: `host → renderer: unknown message type ${describe(value.type)}; known: snapshot, delta, batch.` };

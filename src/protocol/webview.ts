@@ -16,7 +16,7 @@
  * no Node or editor imports.
  */
 import type { BatchMateTerms } from '../core/runs/record';
-import type { Parsed } from './worker';
+import { checkArray, checkObject, describe, isFiniteNumber, isNullableNumber, isObject, isStep, isString, type Parsed } from './check';
 
 /** Bumped when a message changes shape; `ready` and `snapshot` carry it. */
 export const webviewProtocolVersion = 1;
@@ -388,70 +388,12 @@ export const maxImagesPerRequest = 256;
 
 // ---- validation ------------------------------------------------------------
 
-type Fields = Record<string, unknown>;
-
-const isObject = (value: unknown): value is Fields => typeof value === 'object' && value !== null && !Array.isArray(value);
-const isFiniteNumber = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
-const isStep = (value: unknown): boolean => typeof value === 'number' && Number.isInteger(value) && value >= 0;
-const isString = (value: unknown): value is string => typeof value === 'string';
-const isNullableNumber = (value: unknown): boolean => value === null || isFiniteNumber(value);
 const isNumberArray = (value: unknown): boolean => Array.isArray(value) && value.every(isFiniteNumber);
 const isNullableNumberArray = (value: unknown): boolean => Array.isArray(value) && value.every(isNullableNumber);
 const oneOf =
   <T>(values: readonly T[]) =>
   (value: unknown): boolean =>
     values.includes(value as T);
-
-const describe = (value: unknown): string => {
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
-};
-
-/** Checks fields one by one and keeps the first problem, naming the field. */
-class Check {
-  problem: string | undefined;
-
-  constructor(
-    private readonly value: Fields,
-    private readonly what: string,
-  ) {}
-
-  field(name: string, ok: (value: unknown) => boolean, expected: string, optional = false): this {
-    const value = this.value[name];
-    if (this.problem === undefined && !(optional && value === undefined) && !ok(value)) {
-      this.problem = `${this.what}: "${name}" is ${describe(value)}; expected ${expected}.`;
-    }
-    return this;
-  }
-
-  /** A nested object checked by `inner`, whose problem (if any) becomes this one's. */
-  nested(name: string, inner: (value: unknown, what: string) => string | undefined, optional = false): this {
-    const value = this.value[name];
-    if (this.problem === undefined && !(optional && value === undefined)) this.problem = inner(value, `${this.what}.${name}`);
-    return this;
-  }
-
-  get ok(): boolean {
-    return this.problem === undefined;
-  }
-}
-
-/** Runs `build` on an object; returns its problem, or one saying it is not an object. */
-function checkObject(value: unknown, what: string, build: (check: Check, value: Fields) => void): string | undefined {
-  if (!isObject(value)) return `${what} is ${describe(value)}; expected an object.`;
-  const check = new Check(value, what);
-  build(check, value);
-  return check.problem;
-}
-
-function checkArray(value: unknown, what: string, each: (item: unknown, what: string) => string | undefined): string | undefined {
-  if (!Array.isArray(value)) return `${what} is ${describe(value)}; expected an array.`;
-  for (let i = 0; i < value.length; i++) {
-    const problem = each(value[i], `${what}[${i}]`);
-    if (problem !== undefined) return problem;
-  }
-  return undefined;
-}
 
 const checkDashboardView = (value: unknown, what: string): string | undefined =>
   checkObject(value, what, (check) =>

@@ -16,6 +16,7 @@
  */
 import type { MetricLine } from '../core/runs/record';
 import type { TrainConfig } from '../core/train/config';
+import { Check, describe, isObject, isStep, type Parsed } from './check';
 
 /** Bumped when a message changes shape; `start`, `branch` and every `status` carry it. */
 export const workerProtocolVersion = 1;
@@ -110,46 +111,8 @@ export type WorkerEventType = WorkerEvent['type'];
 
 // ---- validation ------------------------------------------------------------
 
-export type Parsed<T> = { ok: true; message: T } | { ok: false; problem: string };
 
-type Fields = Record<string, unknown>;
-
-const isObject = (value: unknown): value is Fields => typeof value === 'object' && value !== null && !Array.isArray(value);
-const isStep = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value >= 0;
-const describe = (value: unknown): string => {
-  const text = JSON.stringify(value) ?? String(value);
-  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
-};
-
-/** Checks fields one by one and names the first that is wrong. */
-class Check {
-  problem: string | undefined;
-
-  constructor(
-    private readonly message: Fields,
-    private readonly what: string,
-  ) {}
-
-  field(name: string, ok: (value: unknown) => boolean, expected: string, optional = false): this {
-    const value = this.message[name];
-    if (this.problem === undefined && !(optional && value === undefined) && !ok(value)) {
-      this.problem = `${this.what}: "${name}" is ${describe(value)}; expected ${expected}.`;
-    }
-    return this;
-  }
-
-  protocol(): this {
-    const version = this.message.protocol;
-    if (this.problem === undefined && version !== workerProtocolVersion) {
-      this.problem = `${this.what}: protocol version ${describe(version)}; this side speaks ${workerProtocolVersion}. The editor and the worker come from different Sift builds: reinstall or rebuild.`;
-    }
-    return this;
-  }
-
-  result<T>(): Parsed<T> {
-    return this.problem === undefined ? { ok: true, message: this.message as T } : { ok: false, problem: this.problem };
-  }
-}
+const protocolFix = 'The editor and the worker come from different Sift builds: reinstall or rebuild.';
 
 const commandTypes: readonly WorkerCommandType[] = ['start', 'branch', 'pause', 'resume', 'stop', 'checkpoint-now', 'shutdown'];
 
@@ -161,7 +124,7 @@ export function parseWorkerCommand(value: unknown): Parsed<WorkerCommand> {
   const check = new Check(value, `command "${type}"`);
   switch (type) {
     case 'start':
-      check.protocol().field(
+      check.version(workerProtocolVersion, protocolFix).field(
         'run',
         (run) => isObject(run) && ((run.kind === 'new' && isObject(run.config)) || (run.kind === 'resume' && typeof run.runDir === 'string' && run.runDir !== '')),
         '{ kind: "new", config: {...} } or { kind: "resume", runDir: "<folder>" }',
@@ -169,7 +132,7 @@ export function parseWorkerCommand(value: unknown): Parsed<WorkerCommand> {
       return check.result();
     case 'branch':
       check
-        .protocol()
+        .version(workerProtocolVersion, protocolFix)
         .field('parentDir', (v) => typeof v === 'string' && v !== '', 'the parent run folder')
         .field('atStep', isStep, 'a checkpoint step (a whole number ≥ 0)')
         .field('overrides', isObject, 'an object of settings')
@@ -207,7 +170,7 @@ export function parseWorkerEvent(value: unknown): Parsed<WorkerEvent> {
   switch (type) {
     case 'status':
       check
-        .protocol()
+        .version(workerProtocolVersion, protocolFix)
         .field('state', (v) => runStates.includes(v as RunState), `one of ${runStates.join(', ')}`)
         .field('reason', (v) => statusReasons.includes(v as StatusReason), `one of ${statusReasons.join(', ')}`, true)
         .field('run', isRunIdentity, '{ id, dir, parent, forkStep }', true)

@@ -11,23 +11,18 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { tinyModel } from '../tinyModel';
 import { readJsonWhenWritten, repoRoot, sleep, Workbench } from './workbench';
 
 /** A run of tiny models on small built-in data: a few hundred steps a second on wasm; long enough to act on while it trains. */
 const tinyRun = {
   data: 'builtin:train?size=600',
   evalData: 'builtin:eval?size=64',
-  batchSize: 8,
-  imageWidth: 16,
-  textWidth: 16,
-  imageDepth: 1,
-  textDepth: 1,
-  embedDim: 16,
+  ...tinyModel,
   steps: 6000,
   evalEvery: 200,
   checkpointEvery: 100,
   keepCheckpoints: 100,
-  backend: 'wasm',
 };
 
 function makeWorkspace(): string {

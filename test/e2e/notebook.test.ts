@@ -15,6 +15,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { FrameLocator, Locator } from 'playwright-core';
+import { tinyModel } from '../tinyModel';
 import { readJsonWhenWritten, sleep, Workbench } from './workbench';
 
 let workbench: Workbench | undefined;
@@ -182,7 +183,7 @@ test('run cells get the *.sift.json schema: a misspelt setting and a branch with
 
 test('Stop Execution pauses a cell\'s run; running the cell again asks, and Resume continues the same run', { timeout: 240_000 }, async () => {
   const file = path.join(workspace, 'long.siftnb');
-  const config = { label: 'long', data: 'builtin:train?size=600', evalData: 'builtin:eval?size=64', batchSize: 8, imageWidth: 16, textWidth: 16, imageDepth: 1, textDepth: 1, embedDim: 16, steps: 20000, evalEvery: 500, checkpointEvery: 1000 };
+  const config = { label: 'long', data: 'builtin:train?size=600', evalData: 'builtin:eval?size=64', ...tinyModel, steps: 20000, evalEvery: 500, checkpointEvery: 1000 };
   fs.writeFileSync(file, JSON.stringify({ version: 1, cells: [{ kind: 'code', language: 'json', source: JSON.stringify(config, null, 2).split('\n') }] }));
   await wb().runCommand('View: Close All Editors');
   await wb().page.locator('.explorer-folders-view .monaco-list-row', { hasText: 'long.siftnb' }).first().dblclick({ timeout: 30_000 });

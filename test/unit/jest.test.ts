@@ -16,6 +16,7 @@ import { compareRuns } from '../../src/core/runs/compare';
 import { readJsonl } from '../../src/core/runs/jsonl';
 import type { MetricLine, SelectionLine } from '../../src/core/runs/record';
 import { stepView } from '../../src/panels/inspector';
+import { tinyModel } from '../tinyModel';
 import { jsonl, png, tempDir, writeFiles } from './data-fixtures';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'sift-jest-'));
@@ -23,13 +24,7 @@ const referenceDir = path.join(root, 'reference');
 
 /** A model small enough that a step takes milliseconds. */
 const tiny: Partial<TrainConfig> = {
-  imageWidth: 16,
-  imageDepth: 1,
-  textWidth: 16,
-  textDepth: 1,
-  embedDim: 16,
-  batchSize: 8,
-  backend: 'wasm',
+  ...tinyModel,
   evalData: 'builtin:eval?size=48',
   evalSize: 48,
 };

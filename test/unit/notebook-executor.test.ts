@@ -16,21 +16,16 @@ import { NotebookExecutor, untrustedMessage, type CellInput, type CellIO, type C
 import type { CellOutput } from '../../src/notebook/outputs';
 import { compareOutputMime, errorOutputMime, runOutputMime, type CompareOutputData, type RunOutputData } from '../../src/protocol/notebook';
 import { WorkerClient } from '../../src/worker/client';
+import { tinyModel } from '../tinyModel';
 import { killWorkers, tmp } from './runs-helpers';
 
 /** Model and data small enough that a run takes a few seconds on wasm. */
 const tiny = {
   data: 'builtin:train?size=300',
   evalData: 'builtin:eval?size=32',
-  batchSize: 8,
-  imageWidth: 16,
-  textWidth: 16,
-  imageDepth: 1,
-  textDepth: 1,
-  embedDim: 16,
+  ...tinyModel,
   evalEvery: 10,
   checkpointEvery: 10,
-  backend: 'wasm',
 };
 
 const cell = (index: number, json: unknown): CellInput => ({ index, source: JSON.stringify(json, null, 2), outputs: [] });

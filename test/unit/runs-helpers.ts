@@ -11,6 +11,7 @@ import type { MetricLine } from '../../src/core/runs/record';
 import { resolveConfig, type TrainConfig } from '../../src/core/train/config';
 import { trainRun } from '../../src/core/train/run';
 import { WorkerClient } from '../../src/worker/client';
+import { tinyModel } from '../tinyModel';
 import type { WorkerEvent } from '../../src/protocol/worker';
 
 export const tmp = (prefix = 'sift-runs-'): string => fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -19,17 +20,11 @@ export function tinyConfig(runDir: string, overrides: Partial<TrainConfig> = {})
   return resolveConfig({
     data: 'builtin:train?size=300',
     evalData: 'builtin:eval?size=32',
-    batchSize: 8,
-    imageWidth: 16,
-    textWidth: 16,
-    imageDepth: 1,
-    textDepth: 1,
-    embedDim: 16,
+    ...tinyModel,
     steps: 40,
     evalEvery: 20,
     checkpointEvery: 10,
     keepCheckpoints: 2,
-    backend: 'wasm',
     runDir,
     ...overrides,
   });

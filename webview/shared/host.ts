@@ -3,7 +3,7 @@
  * view state VS Code keeps across reloads (getState/setState), and host
  * messages validated before anything acts on them.
  */
-import type { Parsed } from '../../src/protocol/worker';
+import type { Parsed } from '../../src/protocol/check';
 
 interface VsCodeApi {
   postMessage(message: unknown): void;
