@@ -83,7 +83,7 @@ async function main(): Promise<void> {
   await Promise.all([runJob(cli, referenceJob, report), runJobs(cli, first, Math.max(1, width - 1), report)]);
   await runJobs(cli, jobs.filter((job) => job.needsReference), width, report);
 
-  const comparison = compareRuns(jobs.map((job) => path.join(root, job.name)));
+  const comparison = await compareRuns(jobs.map((job) => path.join(root, job.name)));
   const markdown = comparisonMarkdown(comparison);
   const reference = JSON.parse(fs.readFileSync(path.join(referenceDir, 'run.json'), 'utf8'));
   const result = {

@@ -25,12 +25,12 @@ async function main(): Promise<void> {
   try {
     for (const theme of ['dark', 'light'] as const) {
       const dashboard = new DashboardModel({ heatmapIntervalMs: 0 });
-      for (const dir of positionals) dashboard.addRun(dir);
+      for (const dir of positionals) await dashboard.addRun(dir);
       const page: PanelPage = await openPanel(browser, server.origin, 'dashboard', theme, async (raw, panel) => {
         const parsed = parseDashboardWebviewMessage(raw);
         if (!parsed.ok) throw new Error(parsed.problem);
-        if (parsed.message.type === 'ready') await panel.send(dashboard.snapshot(parsed.message.payload.view));
-        if (parsed.message.type === 'view') for (const reply of dashboard.setView(parsed.message.payload.view)) await panel.send(reply);
+        if (parsed.message.type === 'ready') await panel.send(await dashboard.snapshot(parsed.message.payload.view));
+        if (parsed.message.type === 'view') for (const reply of await dashboard.setView(parsed.message.payload.view)) await panel.send(reply);
       });
       await page.page.waitForTimeout(1500);
       await page.page.screenshot({ path: path.join(values.out!, `dashboard-${theme}.png`), fullPage: true });

@@ -85,7 +85,7 @@ export async function demo(options: DemoOptions): Promise<number> {
     return 1;
   }
   clearInterval(ticker);
-  const comparison = compareRuns([dir('uniform'), dir('jest')]);
+  const comparison = await compareRuns([dir('uniform'), dir('jest')]);
   const markdown = comparisonMarkdown(comparison);
   fs.writeFileSync(path.join(root, 'compare.md'), markdown + '\n');
   fs.writeFileSync(path.join(root, 'compare.json'), JSON.stringify(comparison, null, 2) + '\n');

@@ -78,7 +78,7 @@ function configFromArgs(args: string[], base: Partial<TrainConfig> = {}): TrainC
   return resolveConfig(base, fromFile, validateConfig(fromFlags, 'command line'));
 }
 
-function compare(args: string[]): number {
+async function compare(args: string[]): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({ args, options: { 'target-metric': { type: 'string' }, target: { type: 'string' }, out: { type: 'string' } }, allowPositionals: true, strict: true });
@@ -92,7 +92,7 @@ function compare(args: string[]): number {
   const targetText = parsed.values.target;
   const target = targetText === undefined ? undefined : Number(targetText);
   if (target !== undefined && !Number.isFinite(target)) throw new ConfigError(`--target: "${targetText}" is not a number.`);
-  const comparison = compareRuns(dirs, { metric, target });
+  const comparison = await compareRuns(dirs, { metric, target });
   const out = parsed.values.out ?? path.join('.sift', 'compare', newRunId());
   fs.mkdirSync(out, { recursive: true });
   const markdown = comparisonMarkdown(comparison);

@@ -91,7 +91,7 @@ export class NotebookExecutor {
       const labels = labelledRuns(earlier, this.options.notebookDir);
       switch (request.type) {
         case 'compare':
-          return this.compare(request, labels, where, io);
+          return await this.compare(request, labels, where, io);
         case 'run':
         case 'branch':
           if (!this.options.trusted()) {
@@ -110,11 +110,11 @@ export class NotebookExecutor {
     }
   }
 
-  private compare(request: Extract<CellRequest, { type: 'compare' }>, labels: ReadonlyMap<string, string>, where: string, io: CellIO): CellResult {
+  private async compare(request: Extract<CellRequest, { type: 'compare' }>, labels: ReadonlyMap<string, string>, where: string, io: CellIO): Promise<CellResult> {
     const dirs = request.runs.map((ref) => path.resolve(this.options.cwd, resolveRef(ref, labels, where)));
     const names = request.runs.map((ref) => (ref.startsWith('@') ? ref.slice(1) : undefined));
     try {
-      io.replace([compareOutput(dirs, names, { metric: request.metric, target: request.target, notebookDir: this.options.notebookDir })]);
+      io.replace([await compareOutput(dirs, names, { metric: request.metric, target: request.target, notebookDir: this.options.notebookDir })]);
     } catch (error) {
       throw new CellError(`${where}: ${(error as Error).message}`);
     }

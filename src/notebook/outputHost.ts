@@ -9,7 +9,7 @@
  * `Target` is whatever the host posts to (the notebook editor); no editor
  * imports, so it is tested with plain Node tests against fixture runs.
  */
-import { joinedSelections, lineageOf } from '../panels/runs';
+import { lastSelection, lineageOf } from '../panels/runs';
 import { DashboardModel } from '../panels/dashboard';
 import { resolveDataSpec, type ThumbnailService } from '../panels/thumbnails';
 import { readRunJson, type MetricLine, type SelectionLine } from '../core/runs/record';
@@ -73,7 +73,7 @@ export class NotebookOutputHost<Target> {
     for (const saved of payload.dirs) {
       const dir = resolveSavedDir(saved, notebookDir);
       try {
-        runs.set(dir, model.addRun(dir).id);
+        runs.set(dir, (await model.addRun(dir)).id);
       } catch (error) {
         problems.push(`${saved}: ${(error as Error).message} (moved or deleted? Run the cell again.)`);
       }
@@ -84,7 +84,7 @@ export class NotebookOutputHost<Target> {
     watches.set(payload.key, watch);
     // No heatmap in a notebook output: a run id that matches none keeps the model from building one.
     const view: DashboardView = { ...defaultDashboardView, buckets: payload.buckets, heatmapRun: '' };
-    const snapshot = model.snapshot(view);
+    const snapshot = await model.snapshot(view);
     if (snapshot.type !== 'snapshot') return;
     this.post(target, {
       type: 'snapshot',
@@ -103,7 +103,7 @@ export class NotebookOutputHost<Target> {
     try {
       const json = readRunJson(dir);
       watch.batchRun = { dir, id, data: resolveDataSpec(json.config.data, [...this.options.baseDirs(), notebookDir]), sentAt: 0 };
-      const last = joinedSelections(lineageOf(dir, json)).at(-1);
+      const last = await lastSelection(lineageOf(dir, json));
       if (last) await this.sendBatch(watch, last);
     } catch {
       // No strip: the curves and table still show.

@@ -4,8 +4,8 @@
  * re-draws from the run folders when the notebook is reopened. Also where an
  * "@label" points: the run the nearest earlier cell with that label made.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readJsonl } from '../core/runs/jsonl';
 import { compareRuns, type ComparableMetric } from '../core/runs/compare';
 import { readRunJson, type EvalMetrics, type MetricLine, type RunJson, type TrainMetrics } from '../core/runs/record';
 import {
@@ -36,14 +36,56 @@ export function savedDir(dir: string, notebookDir: string): string {
 /** A saved run folder as an absolute path. */
 export const resolveSavedDir = (saved: string, notebookDir: string): string => path.resolve(notebookDir, saved);
 
-/** The newest train and eval lines of a run's own metrics.jsonl. */
+/**
+ * The newest train and eval lines of a run's own metrics.jsonl, read from its
+ * end 64 KiB at a time until both are found: a long run's log is not read
+ * whole for two lines (an eval is at most `evalEvery` lines back).
+ */
 export function lastLines(dir: string): { train?: TrainMetrics; eval?: EvalMetrics } {
   const out: { train?: TrainMetrics; eval?: EvalMetrics } = {};
-  for (const line of readJsonl<MetricLine>(path.join(dir, 'metrics.jsonl')).rows) {
-    if (line?.type === 'train') out.train = line;
-    else if (line?.type === 'eval') out.eval = line;
+  let fd: number;
+  try {
+    fd = fs.openSync(path.join(dir, 'metrics.jsonl'), 'r');
+  } catch {
+    return out;
+  }
+  try {
+    const block = 1 << 16;
+    let end = fs.fstatSync(fd).size;
+    // Bytes after the last newline seen so far (the start of a line that began in an earlier block).
+    let carry = Buffer.alloc(0);
+    let last = true;
+    while (end > 0 && !(out.train && out.eval)) {
+      const start = Math.max(0, end - block);
+      const chunk = Buffer.alloc(end - start);
+      fs.readSync(fd, chunk, 0, chunk.length, start);
+      const text = Buffer.concat([chunk, carry]);
+      const lines = text.toString('utf8').split('\n');
+      // The first piece may begin mid-line unless the block reached the file's start.
+      carry = start > 0 ? Buffer.from(lines.shift()!, 'utf8') : Buffer.alloc(0);
+      for (let i = lines.length - 1; i >= 0 && !(out.train && out.eval); i--) {
+        // The very last piece has no newline after it: a line being written, skipped.
+        if (last && i === lines.length - 1) continue;
+        const line = parseLine(lines[i]);
+        if (line?.type === 'train') out.train ??= line;
+        else if (line?.type === 'eval') out.eval ??= line;
+      }
+      last = false;
+      end = start;
+    }
+  } finally {
+    fs.closeSync(fd);
   }
   return out;
+}
+
+function parseLine(text: string): MetricLine | undefined {
+  if (text.trim() === '') return undefined;
+  try {
+    return JSON.parse(text) as MetricLine;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Four significant digits: what a table shows, and short lines in a diff of the file. */
@@ -141,8 +183,8 @@ export function labelledRuns(earlier: readonly { source: string; outputs: readon
 }
 
 /** The comparison `sift compare` prints, as a compare output; `labels` names the runs given as "@label". */
-export function compareOutput(dirs: readonly string[], labels: readonly (string | undefined)[], options: { metric: ComparableMetric; target?: number; notebookDir: string }): CellOutput {
-  const comparison = compareRuns(dirs, { metric: options.metric, target: options.target });
+export async function compareOutput(dirs: readonly string[], labels: readonly (string | undefined)[], options: { metric: ComparableMetric; target?: number; notebookDir: string }): Promise<CellOutput> {
+  const comparison = await compareRuns(dirs, { metric: options.metric, target: options.target });
   const data: CompareOutputData = {
     version: notebookProtocolVersion,
     metric: comparison.metric,

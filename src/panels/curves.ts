@@ -53,6 +53,15 @@ export function appendLine(series: RunSeries, line: MetricLine): CurveMetric[] {
   return values.map(([metric]) => metric);
 }
 
+/** Forgets every point at `step` or later (a resumed run writes again from its checkpoint). */
+export function truncateSeries(series: RunSeries, step: number): void {
+  for (const raw of Object.values(series)) {
+    let keep = raw.step.length;
+    while (keep > 0 && raw.step[keep - 1] >= step) keep--;
+    for (const column of Object.values(raw)) column.length = keep;
+  }
+}
+
 export function seriesOf(lines: readonly MetricLine[]): RunSeries {
   const series = emptyRunSeries();
   for (const line of lines) appendLine(series, line);

@@ -24,10 +24,10 @@ import {
   type DashboardView,
   type RunInfo,
 } from '../protocol/webview';
-import { appendLine, assignColors, ChartDecimator, lineX, seriesOf, type RunSeries } from './curves';
+import { appendLine, assignColors, ChartDecimator, lineX, seriesOf, truncateSeries, type RunSeries } from './curves';
 import { HeatmapBuilder } from './heatmap';
 import { examplesToReach } from './reach';
-import { joinedMetrics, joinedSelections, lineageOf, liveStatuses, runInfo, type LineageLink } from './runs';
+import { joinedMetrics, lineageOf, liveStatuses, runInfo, visitLines, type LineageLink } from './runs';
 
 interface RunEntry {
   id: string;
@@ -57,7 +57,10 @@ export class DashboardModel {
   private readonly staleCharts = new Set<CurveMetric>();
   private runsChanged = false;
   private reachDirty = false;
-  private heatmap: { run: string; builder: HeatmapBuilder; dirty: boolean; sentAt: number } | undefined;
+  /** `loading` holds the lines reported while the run's selections are read. */
+  private heatmap: { run: string; builder: HeatmapBuilder; dirty: boolean; sentAt: number; loading?: SelectionLine[]; ready: Promise<void> } | undefined;
+  /** Runs being read by addRun, with the lines their workers reported meanwhile. */
+  private readonly loading = new Map<string, MetricLine[]>();
   private readonly options: Required<DashboardModelOptions>;
 
   constructor(options: DashboardModelOptions = {}) {
@@ -66,15 +69,28 @@ export class DashboardModel {
 
   // ---- runs ----------------------------------------------------------------
 
-  /** Reads a run folder (and its ancestors' lines up to each fork). Throws a message for the user when it holds no run. */
-  addRun(dir: string): RunInfo {
+  /**
+   * Reads a run folder (and its ancestors' lines up to each fork), a chunk at
+   * a time. Lines its worker reports meanwhile are kept and added after what
+   * the files held. Throws a message for the user when it holds no run.
+   */
+  async addRun(dir: string): Promise<RunInfo> {
     const json = readRunJson(dir);
     const chain = lineageOf(dir, json);
-    const lines = joinedMetrics(chain);
+    const arrived: MetricLine[] = [];
+    this.loading.set(json.id, arrived);
+    let lines: MetricLine[];
+    try {
+      lines = await joinedMetrics(chain);
+    } finally {
+      this.loading.delete(json.id);
+    }
     const entry: RunEntry = { id: json.id, dir, json, chain, series: seriesOf(lines), lastStep: lastTrainStep(lines, json) };
     this.runs.set(entry.id, entry);
     this.colors = assignColors([...this.runs.keys()], this.colors);
     this.allChanged();
+    const lastEval = lines.reduce((step, line) => (line.type === 'eval' ? Math.max(step, line.step) : step), -1);
+    for (const line of arrived) if (line.type === 'train' ? line.step > entry.lastStep : line.step > lastEval) this.appendMetric(entry.id, line);
     return this.info(entry);
   }
 
@@ -95,11 +111,14 @@ export class DashboardModel {
 
   /** A metrics line the worker of run `id` just wrote (its own line, as in its metrics.jsonl). */
   appendMetric(id: string, line: MetricLine): void {
+    this.loading.get(id)?.push(line);
     const entry = this.runs.get(id);
     if (!entry) return;
     if (line.type === 'train' && line.step <= entry.lastStep && entry.series.loss.step.length > 0) {
       // A resumed run writes again from its checkpoint: forget what lay past it.
-      entry.series = seriesOf(joinedMetrics(entry.chain));
+      truncateSeries(entry.series, line.step);
+      appendLine(entry.series, line);
+      entry.lastStep = line.step;
       this.allChanged();
       return;
     }
@@ -117,7 +136,9 @@ export class DashboardModel {
 
   /** A selections line the worker of run `id` just wrote. */
   appendSelection(id: string, line: SelectionLine): void {
-    if (this.heatmap?.run === id && this.heatmap.builder.add(line)) this.heatmap.dirty = true;
+    if (this.heatmap?.run !== id) return;
+    if (this.heatmap.loading) this.heatmap.loading.push(line);
+    else if (this.heatmap.builder.add(line)) this.heatmap.dirty = true;
   }
 
   /** The worker reported a new status (and step) for run `id`. */
@@ -137,8 +158,9 @@ export class DashboardModel {
   // ---- messages --------------------------------------------------------------
 
   /** The answer to `ready`: everything, for this view. */
-  snapshot(view: DashboardView): DashboardHostMessage {
+  async snapshot(view: DashboardView): Promise<DashboardHostMessage> {
     this.view = view;
+    await this.loadHeatmap();
     this.rebuildCharts();
     this.runsChanged = false;
     this.reachDirty = false;
@@ -157,9 +179,10 @@ export class DashboardModel {
   }
 
   /** The answer to `view`: what the new view changes. */
-  setView(view: DashboardView): DashboardHostMessage[] {
+  async setView(view: DashboardView): Promise<DashboardHostMessage[]> {
     const before = this.view;
     this.view = view;
+    if (before.heatmapRun !== view.heatmapRun) await this.loadHeatmap();
     const out: DashboardHostMessage[] = [];
     const sameHidden = before.hidden.length === view.hidden.length && before.hidden.every((id) => view.hidden.includes(id));
     if (before.xAxis !== view.xAxis || before.logX !== view.logX || before.buckets !== view.buckets || !sameHidden) {
@@ -254,18 +277,39 @@ export class DashboardModel {
     });
   }
 
-  /** The heatmap of the chosen run (by default the first that scores its batches), read from disk on a change of run. */
-  private heatmapNow() {
+  /** The run whose heatmap shows: the chosen one, by default the first that scores its batches. */
+  private heatmapEntry(): RunEntry | undefined {
     const wanted = this.view.heatmapRun ?? [...this.runs.values()].find((entry) => entry.json.config.method !== 'uniform')?.id ?? null;
-    const entry = wanted === null ? undefined : this.runs.get(wanted);
-    if (!entry) {
-      this.heatmap = undefined;
+    return wanted === null ? undefined : this.runs.get(wanted);
+  }
+
+  /** Reads the heatmap's run's selections from disk when that run changed (a chunk at a time); lines reported meanwhile are added after. */
+  private async loadHeatmap(): Promise<void> {
+    const entry = this.heatmapEntry();
+    if (!entry) return;
+    if (this.heatmap?.run === entry.id) return this.heatmap.ready;
+    const builder = new HeatmapBuilder();
+    const arrived: SelectionLine[] = [];
+    // Lines go into the builder as they are read (it handles a resume's repeated steps): the file is never held whole.
+    let last = -1;
+    const ready = visitLines<SelectionLine>(entry.chain, 'selections.jsonl', (line) => {
+      if (!Array.isArray(line.ids)) return;
+      builder.add(line);
+      last = line.step;
+    }).then(() => {
+      for (const line of arrived) if (line.step > last) builder.add(line);
+      if (this.heatmap?.builder === builder) this.heatmap.loading = undefined;
+    });
+    this.heatmap = { run: entry.id, builder, dirty: false, sentAt: 0, loading: arrived, ready };
+    return ready;
+  }
+
+  /** The heatmap of the chosen run, from what `loadHeatmap` read and the lines since. */
+  private heatmapNow() {
+    const entry = this.heatmapEntry();
+    if (!entry || this.heatmap?.run !== entry.id || this.heatmap.loading) {
+      if (!entry) this.heatmap = undefined;
       return null;
-    }
-    if (this.heatmap?.run !== entry.id) {
-      const builder = new HeatmapBuilder();
-      for (const line of joinedSelections(entry.chain)) builder.add(line);
-      this.heatmap = { run: entry.id, builder, dirty: false, sentAt: 0 };
     }
     this.heatmap.dirty = false;
     this.heatmap.sentAt = this.options.now();

@@ -16,6 +16,7 @@
  * super-batch's other candidates (`rejected`) and the terms of each pick
  * logit (`contributions`); other steps keep the picks and a histogram.
  */
+import * as path from 'node:path';
 import type { RunJson, SelectionLine } from '../core/runs/record';
 import { readRunJson } from '../core/runs/record';
 import { chunkSizes } from '../core/selection/selectors';
@@ -31,7 +32,7 @@ import {
   type PickSplit,
   type StepView,
 } from '../protocol/webview';
-import { joinedSelections, lineageOf, liveStatuses, type LineageLink } from './runs';
+import { indexSelections, indexSelectionsTail, lineageOf, liveStatuses, readSelectionAt, type LineageLink, type SelectionSpan } from './runs';
 import { resolveDataSpec, type PairText, type ThumbnailService } from './thumbnails';
 
 
@@ -159,13 +160,24 @@ export interface InspectorModelOptions {
   baseDirs?: readonly string[];
 }
 
-/** The host's state of one inspector panel: one run, its selection lines, the step shown. */
+/**
+ * The host's state of one inspector panel: one run, where each step's
+ * selections line lies (not the lines: a long run's are tens of megabytes;
+ * a step's line is read when it is shown), the step shown.
+ */
 export class InspectorModel {
   private json: RunJson;
   private readonly chain: LineageLink[];
-  private readonly lines = new Map<number, SelectionLine>();
+  private spans = new Map<number, SelectionSpan>();
+  /** Where the run's own selections file was indexed to; `tailStale` once its worker wrote more. */
+  private tail = { file: '', offset: 0, lineNumber: 0 };
+  private tailStale = false;
+  /** The newest line its worker reported (what a live view shows next). */
+  private latest: SelectionLine | undefined;
   private steps: number[] = [];
   private follow = false;
+  /** The index of the selections files, read a chunk at a time; every answer waits for it. */
+  private readonly indexed: Promise<void>;
   readonly dataSpec: string;
 
   constructor(
@@ -174,9 +186,14 @@ export class InspectorModel {
   ) {
     this.json = readRunJson(dir);
     this.chain = lineageOf(dir, this.json);
-    for (const line of joinedSelections(this.chain)) this.lines.set(line.step, line);
-    this.steps = [...this.lines.keys()].sort((a, b) => a - b);
     this.dataSpec = resolveDataSpec(this.json.config.data, options.baseDirs ?? []);
+    this.indexed = indexSelections(this.chain).then(({ spans, tail }) => {
+      this.spans = spans;
+      this.tail = tail;
+      this.steps = [...spans.keys()].sort((a, b) => a - b);
+    });
+    // A failure shows as the answer's error; this only keeps it from being an unhandled rejection meanwhile.
+    this.indexed.catch(() => undefined);
   }
 
   get runId(): string {
@@ -189,6 +206,7 @@ export class InspectorModel {
 
   /** The answer to `ready`. */
   async snapshot(view: InspectorView): Promise<InspectorHostMessage[]> {
+    await this.indexed;
     this.follow = view.follow;
     const { messages, step } = await this.viewOf(view.follow ? null : view.step);
     const run: InspectorRun = {
@@ -218,12 +236,16 @@ export class InspectorModel {
   /** A selections line the run's worker just wrote: the steps grew; when following, the new step is shown. */
   async appendSelection(line: SelectionLine): Promise<InspectorHostMessage[]> {
     if (!Array.isArray(line.ids) || typeof line.step !== 'number') return [];
-    if (this.steps.length > 0 && line.step <= this.steps[this.steps.length - 1]) {
+    await this.indexed;
+    const last = this.steps[this.steps.length - 1];
+    if (last !== undefined && line.step <= last) {
       // A resumed run writes again from its checkpoint: what lay past it is gone.
-      for (const step of this.steps) if (step >= line.step) this.lines.delete(step);
+      for (const step of this.steps) if (step >= line.step) this.spans.delete(step);
       this.steps = this.steps.filter((step) => step < line.step);
     }
-    this.lines.set(line.step, line);
+    // The index may have read this line already; if not, the next look-up reads the file's new lines.
+    if (!this.spans.has(line.step)) this.tailStale = true;
+    this.latest = line;
     this.steps.push(line.step);
     const out: InspectorHostMessage[] = [{ type: 'steps', payload: { stepRanges: stepRanges(this.steps), live: this.live } }];
     if (this.follow) out.push(...(await this.selectStep(line.step)));
@@ -240,10 +262,23 @@ export class InspectorModel {
     return { type: 'images', payload: { size, images: await this.options.thumbnails.images(this.dataSpec, ids, size) } };
   }
 
+  /** A step's selections line: the one just reported, else read from where the index says it lies. */
+  private async lineAt(step: number): Promise<SelectionLine | undefined> {
+    if (this.latest?.step === step) return this.latest;
+    if (!this.spans.has(step) && this.tailStale) {
+      this.tail = await indexSelectionsTail(this.spans, this.tail);
+      this.tailStale = false;
+    }
+    const span = this.spans.get(step);
+    return span && readSelectionAt(span);
+  }
+
   private async viewOf(requested: number | null): Promise<{ messages: InspectorHostMessage[]; step?: StepView }> {
+    await this.indexed;
     if (this.steps.length === 0) return { messages: [] };
     const step = requested === null ? this.steps[this.steps.length - 1] : nearestAtOrBefore(this.steps, requested);
-    const line = this.lines.get(step)!;
+    const line = await this.lineAt(step);
+    if (!line) return { messages: [{ type: 'notice', payload: { level: 'error', message: `Step ${step}'s selections line is no longer in ${path.join(this.dir, 'selections.jsonl')} (was the run resumed or its folder rewritten?). Reopen the inspector.` } }] };
     let pairs: ReadonlyMap<string, PairText | undefined>;
     const messages: InspectorHostMessage[] = [];
     try {

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readJsonl } from '../core/runs/jsonl';
+import { parseJsonlLine, readJsonlSpan, scanJsonl, type JsonlSpan } from '../core/runs/jsonl';
 import { readRunJson, type MetricLine, type RunJson, type SelectionLine } from '../core/runs/record';
 import type { RunInfo } from '../protocol/webview';
 
@@ -61,16 +61,28 @@ export function lineageOf(dir: string, json: RunJson = readRunJson(dir)): Lineag
 }
 
 /**
- * Lines of one log along a lineage: each ancestor's up to the fork step, then
- * the run's own; sorted by step, a repeated step keeping its newest line.
+ * Visits the lines of one log along a lineage in the order they were
+ * written: each ancestor's up to the fork step, then the run's own (a resumed
+ * run's own log repeats steps: the later line is the one that counts). Read a
+ * chunk at a time (see scanJsonl): a long run's logs do not stall the
+ * extension host while they are read.
  */
-export function joinedLines<T extends { step: number }>(chain: readonly LineageLink[], file: 'metrics.jsonl' | 'selections.jsonl', keep: (line: T) => boolean = () => true): T[] {
-  const lines: T[] = [];
+export async function visitLines<T extends { step: number }>(chain: readonly LineageLink[], file: 'metrics.jsonl' | 'selections.jsonl', visit: (line: T) => void): Promise<void> {
   for (const link of chain) {
-    for (const line of readJsonl<T>(path.join(link.dir, file)).rows) {
-      if (typeof line?.step === 'number' && line.step <= link.throughStep && keep(line)) lines.push(line);
-    }
+    const where = path.join(link.dir, file);
+    await scanJsonl(where, (text, span) => {
+      const line = parseJsonlLine<T>(text, where, span.lineNumber);
+      if (typeof line?.step === 'number' && line.step <= link.throughStep) visit(line);
+    });
   }
+}
+
+/** The lines of one log along a lineage (see visitLines), sorted by step, a repeated step keeping its newest line. */
+export async function joinedLines<T extends { step: number }>(chain: readonly LineageLink[], file: 'metrics.jsonl' | 'selections.jsonl', keep: (line: T) => boolean = () => true): Promise<T[]> {
+  const lines: T[] = [];
+  await visitLines<T>(chain, file, (line) => {
+    if (keep(line)) lines.push(line);
+  });
   return dedupeBySteps(lines);
 }
 
@@ -82,11 +94,66 @@ function dedupeBySteps<T extends { step: number }>(lines: T[]): T[] {
   return lines.filter((line, index) => last.get(`${kind(line)}\0${line.step}`) === index).sort((a, b) => a.step - b.step);
 }
 
-export const joinedMetrics = (chain: readonly LineageLink[]): MetricLine[] =>
+export const joinedMetrics = (chain: readonly LineageLink[]): Promise<MetricLine[]> =>
   joinedLines<MetricLine>(chain, 'metrics.jsonl', (line) => line.type === 'train' || line.type === 'eval');
 
-export const joinedSelections = (chain: readonly LineageLink[]): SelectionLine[] =>
+export const joinedSelections = (chain: readonly LineageLink[]): Promise<SelectionLine[]> =>
   joinedLines<SelectionLine>(chain, 'selections.jsonl', (line) => Array.isArray(line.ids));
+
+/** Where a step's selections line lies: which file, and where in it. */
+export interface SelectionSpan extends JsonlSpan {
+  file: string;
+}
+
+/** The step a selections line records, read from its start ({"step":N,… as the trainer writes it}) or, failing that, by parsing it. */
+function stepOf(text: string, file: string, lineNumber: number): number | undefined {
+  const match = /^\{"step":(\d+)[,}]/.exec(text);
+  if (match) return Number(match[1]);
+  const line = parseJsonlLine<{ step?: unknown }>(text, file, lineNumber);
+  return typeof line?.step === 'number' ? line.step : undefined;
+}
+
+/**
+ * Where each step's selections line lies along a lineage (the newest line of
+ * a step wins, as in joinedLines), without keeping the lines: a long run's
+ * selections are tens of megabytes. `tail` says where the run's own file was
+ * read to, so that lines written since can be indexed with `indexSelectionsTail`.
+ */
+export async function indexSelections(chain: readonly LineageLink[]): Promise<{ spans: Map<number, SelectionSpan>; tail: { file: string; offset: number; lineNumber: number } }> {
+  const spans = new Map<number, SelectionSpan>();
+  let tail = { file: '', offset: 0, lineNumber: 0 };
+  for (const link of chain) {
+    const file = path.join(link.dir, 'selections.jsonl');
+    const end = await scanJsonl(file, (text, span) => {
+      const step = stepOf(text, file, span.lineNumber);
+      if (step !== undefined && step <= link.throughStep) spans.set(step, { file, ...span });
+    });
+    tail = { file, ...end };
+  }
+  return { spans, tail };
+}
+
+/** Indexes the lines written to the run's own selections file since `tail`, into `spans`; returns the new tail. */
+export async function indexSelectionsTail(spans: Map<number, SelectionSpan>, tail: { file: string; offset: number; lineNumber: number }): Promise<typeof tail> {
+  const end = await scanJsonl(
+    tail.file,
+    (text, span) => {
+      const step = stepOf(text, tail.file, span.lineNumber);
+      if (step !== undefined) spans.set(step, { file: tail.file, ...span });
+    },
+    tail,
+  );
+  return { file: tail.file, ...end };
+}
+
+export const readSelectionAt = (span: SelectionSpan): Promise<SelectionLine> => readJsonlSpan<SelectionLine>(span.file, span);
+
+/** The newest selections line along a lineage (the last batch trained), read without keeping the others. */
+export async function lastSelection(chain: readonly LineageLink[]): Promise<SelectionLine | undefined> {
+  const { spans } = await indexSelections(chain);
+  const last = Math.max(-Infinity, ...spans.keys());
+  return Number.isFinite(last) ? readSelectionAt(spans.get(last)!) : undefined;
+}
 
 /** Statuses of a run that is (or may soon be) writing lines. */
 export const liveStatuses: ReadonlySet<string> = new Set(['starting', 'running', 'paused']);

@@ -161,7 +161,7 @@ test('compare: examples and FLOPs to reach uniform\'s final value, and the ratio
   const jestDir = path.join(root, 'cmp-jest');
   await trainRun(resolveConfig(tiny, { data: 'builtin:train?size=300', steps: 6, evalEvery: 2, runDir: uniformDir }));
   await trainRun(resolveConfig(tiny, { data: 'builtin:train?size=300', method: 'jest', filterRatio: 0.5, reference: referenceDir, steps: 6, evalEvery: 2, runDir: jestDir }));
-  const comparison = compareRuns([uniformDir, jestDir]);
+  const comparison = await compareRuns([uniformDir, jestDir]);
   const [uniform, jest] = comparison.runs;
   assert.equal(comparison.metric, 'i2t_r1');
   assert.equal(comparison.target, uniform.final.i2t_r1);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { JsonlWriter, readJsonl, writeFileAtomic } from '../../src/core/runs/jsonl';
+import { JsonlWriter, readJsonl, readJsonlSpan, scanJsonl, writeFileAtomic, type JsonlSpan } from '../../src/core/runs/jsonl';
 
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'sift-jsonl-'));
 
@@ -30,4 +30,24 @@ test('a missing file reads as empty; atomic writes leave no temp file', () => {
   assert.deepEqual(readJsonl(path.join(dir, 'none.jsonl')), { rows: [], tornTail: false });
   writeFileAtomic(path.join(dir, 'run.json'), '{"a":1}');
   assert.deepEqual(fs.readdirSync(dir), ['run.json']);
+});
+
+test('scanJsonl reads a file chunk by chunk: every whole line once, where it lies; a torn tail waits; reading continues where it stopped', async () => {
+  const file = path.join(tmp(), 'selections.jsonl');
+  // Lines longer and shorter than a chunk, and multi-byte text, so lines straddle chunk ends.
+  const rows = Array.from({ length: 40 }, (_, i) => ({ step: i + 1, caption: `${'é'.repeat(i * 3)}${i}` }));
+  fs.writeFileSync(file, `${rows.map((r) => JSON.stringify(r)).join('\n')}\n\n{"step":41,"cap`);
+  const seen: { text: string; span: JsonlSpan }[] = [];
+  const end = await scanJsonl(file, (text, span) => seen.push({ text, span }), undefined, 16);
+  assert.deepEqual(seen.map(({ text }) => JSON.parse(text).step), rows.map((r) => r.step), 'the torn line is not visited');
+  for (const { text, span } of seen) assert.equal((await readJsonlSpan<{ caption: string }>(file, span)).caption, JSON.parse(text).caption);
+  assert.equal(seen[39].span.lineNumber, 40);
+  // The writer finishes the line and adds one: a scan from `end` sees just those, with their line numbers.
+  fs.appendFileSync(file, 'tion":"x"}\n{"step":42}\n');
+  const more: JsonlSpan[] = [];
+  const after = await scanJsonl(file, (_, span) => more.push(span), end, 16);
+  assert.deepEqual(more.map((span) => span.lineNumber), [42, 43], 'the blank line 41 counts, and is skipped');
+  assert.deepEqual(await readJsonlSpan(file, more[1]), { step: 42 });
+  assert.equal(after.offset, fs.statSync(file).size);
+  assert.deepEqual(await scanJsonl(path.join(tmp(), 'none.jsonl'), () => assert.fail('nothing to visit')), { offset: 0, lineNumber: 0 });
 });

@@ -6,12 +6,13 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { readRunJson } from '../../src/core/runs/record';
 import { Rng } from '../../src/core/random';
 import type { LiveRun, ManagerEvent } from '../../src/extension/runManager';
 import { NotebookOutputHost, type LiveRuns } from '../../src/notebook/outputHost';
-import { labelledRuns, labelOf, runOutput, savedDir } from '../../src/notebook/outputs';
+import { labelledRuns, labelOf, lastLines, runOutput, savedDir } from '../../src/notebook/outputs';
 import { ThumbnailService } from '../../src/panels/thumbnails';
 import { notebookProtocolVersion, parseNotebookHostMessage, parseRunOutput, type NotebookHostMessage, type RunOutputData } from '../../src/protocol/notebook';
 import { tmpDir, trainLine, writeFixtureRun } from './panels-fixtures';
@@ -60,6 +61,19 @@ class FakeRuns implements LiveRuns {
     for (const listener of this.listeners) listener(event);
   }
 }
+
+test('the newest train and eval lines are read from the end of a long log, a line being written skipped', () => {
+  const dir = tmpDir();
+  const train = (step: number): string => JSON.stringify({ type: 'train', step, loss: 1 / step, padding: 'x'.repeat(200) });
+  const evalAt = (step: number): string => JSON.stringify({ type: 'eval', step, i2t_r1: step / 1e4 });
+  // One eval, then 2,000 train lines (about 450 KB) after it: the eval lies several 64 KiB blocks back.
+  const lines = [train(1), evalAt(1), ...Array.from({ length: 2000 }, (_, i) => train(i + 2))];
+  fs.writeFileSync(path.join(dir, 'metrics.jsonl'), `${lines.join('\n')}\n{"type":"train","step":2002,"lo`);
+  const last = lastLines(dir);
+  assert.equal(last.train?.step, 2001);
+  assert.equal(last.eval?.step, 1);
+  assert.deepEqual(lastLines(tmpDir()), {}, 'no log yet');
+});
 
 test('the output host: a snapshot of the charts asked for, live deltas while the run trains, the last batch, then nothing once forgotten', async () => {
   const runs = new FakeRuns();

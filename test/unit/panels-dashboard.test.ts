@@ -24,18 +24,18 @@ function valid(message: DashboardHostMessage): DashboardHostMessage {
 const ofType = <T extends DashboardHostMessage['type']>(messages: DashboardHostMessage[], type: T) => messages.find((m) => m.type === type) as Extract<DashboardHostMessage, { type: T }> | undefined;
 
 describe('runs and lineage', () => {
-  test("a branch's history is its parent's lines up to the fork step, then its own", () => {
+  test("a branch's history is its parent's lines up to the fork step, then its own", async () => {
     const root = tmpDir();
     writeFixtureRun(root, { id: 'parent', method: 'jest', steps: 100, pace: 1 });
     const branch = writeFixtureRun(root, { id: 'branch', method: 'jest', filterRatio: 0.9, steps: 150, pace: 1.5, parent: { id: 'parent', forkStep: 40 } });
     const chain = lineageOf(branch);
     assert.deepEqual(chain.map((link) => [link.json.id, link.throughStep]), [['parent', 40], ['branch', Infinity]]);
-    const lines = joinedMetrics(chain).filter((line) => line.type === 'train');
+    const lines = (await joinedMetrics(chain)).filter((line) => line.type === 'train');
     assert.deepEqual([lines[0].step, lines[39].step, lines[40].step, lines[lines.length - 1].step], [1, 40, 41, 150]);
     assert.equal(lines.length, 150);
     // The branch continues the parent's counters.
     assert.equal(lines[40].examples_seen, lines[39].examples_seen + 16);
-    assert.equal(joinedSelections(chain).length, 150);
+    assert.equal((await joinedSelections(chain)).length, 150);
   });
 
   test('the parent is found beside the branch even without checkpointUsed; a missing parent ends the chain', () => {
@@ -50,13 +50,13 @@ describe('runs and lineage', () => {
     assert.equal(lineageOf(dir).length, 1);
   });
 
-  test('a torn last line is skipped, and a step written twice (a resume) keeps its newest line', () => {
+  test('a torn last line is skipped, and a step written twice (a resume) keeps its newest line', async () => {
     const root = tmpDir();
     const dir = writeFixtureRun(root, { id: 'r', method: 'uniform', steps: 10, pace: 1 });
     const file = path.join(dir, 'metrics.jsonl');
     const rewritten = { ...JSON.parse(fs.readFileSync(file, 'utf8').split('\n')[0]), loss: 42 };
     fs.appendFileSync(file, JSON.stringify(rewritten) + '\n{"type":"train","st');
-    const lines = joinedMetrics(lineageOf(dir)).filter((line) => line.type === 'train');
+    const lines = (await joinedMetrics(lineageOf(dir))).filter((line) => line.type === 'train');
     assert.equal(lines.length, 10);
     assert.equal((lines[0] as { loss: number }).loss, 42);
   });
@@ -126,10 +126,10 @@ describe('DashboardModel', () => {
   const root = tmpDir();
   const dirs = writeFixtureRuns(root, 300);
 
-  test('the snapshot carries every run, one chart per metric on a shared grid, a heatmap and examples-to-reach', () => {
+  test('the snapshot carries every run, one chart per metric on a shared grid, a heatmap and examples-to-reach', async () => {
     const model = new DashboardModel();
-    for (const dir of dirs) model.addRun(dir);
-    const snapshot = valid(model.snapshot(view())) as Extract<DashboardHostMessage, { type: 'snapshot' }>;
+    for (const dir of dirs) await model.addRun(dir);
+    const snapshot = valid(await model.snapshot(view())) as Extract<DashboardHostMessage, { type: 'snapshot' }>;
     const { runs, charts, heatmap, reach } = snapshot.payload;
     assert.deepEqual(runs.map((r) => [r.id, r.color]), [['uniform', 0], ['jest-f80', 1], ['jest-f50', 2], ['independent', 3], ['jest-f90-branch', 4]]);
     assert.deepEqual(charts.map((c) => c.metric), ['loss', 'i2t_r1', 'i2t_r5', 't2i_r1', 't2i_r5', 'zeroshot_acc']);
@@ -142,32 +142,32 @@ describe('DashboardModel', () => {
     assert.equal(reach?.rows.length, 5);
   });
 
-  test('a view change re-sends only what depends on it', () => {
+  test('a view change re-sends only what depends on it', async () => {
     const model = new DashboardModel();
-    for (const dir of dirs) model.addRun(dir);
-    model.snapshot(view());
-    assert.deepEqual(model.setView(view({ smoothing: 0.9 })), [], 'smoothing is drawn in the webview');
-    const axis = model.setView(view({ smoothing: 0.9, xAxis: 'flops', logX: true })).map(valid);
+    for (const dir of dirs) await model.addRun(dir);
+    await model.snapshot(view());
+    assert.deepEqual(await model.setView(view({ smoothing: 0.9 })), [], 'smoothing is drawn in the webview');
+    const axis = (await model.setView(view({ smoothing: 0.9, xAxis: 'flops', logX: true }))).map(valid);
     assert.deepEqual(axis.map((m) => m.type), ['charts']);
     const charts = ofType(axis, 'charts')!.payload;
     assert.equal(charts.xAxis, 'flops');
     assert.equal(charts.charts[0].grid.log, true);
-    const hidden = model.setView(view({ smoothing: 0.9, xAxis: 'flops', logX: true, hidden: ['uniform'] })).map(valid);
+    const hidden = (await model.setView(view({ smoothing: 0.9, xAxis: 'flops', logX: true, hidden: ['uniform'] }))).map(valid);
     assert.deepEqual(hidden.map((m) => m.type), ['charts', 'reach']);
     assert.equal(ofType(hidden, 'charts')!.payload.charts[0].series.length, 4);
-    const heat = model.setView(view({ smoothing: 0.9, xAxis: 'flops', logX: true, hidden: ['uniform'], heatmapRun: 'jest-f50' })).map(valid);
+    const heat = (await model.setView(view({ smoothing: 0.9, xAxis: 'flops', logX: true, hidden: ['uniform'], heatmapRun: 'jest-f50' }))).map(valid);
     assert.equal(ofType(heat, 'heatmap')!.payload.heatmap?.run, 'jest-f50');
-    const loss = model.setView(view({ smoothing: 0.9, xAxis: 'flops', logX: true, hidden: ['uniform'], heatmapRun: 'jest-f50', reach: { metric: 'loss', target: 2 } })).map(valid);
+    const loss = (await model.setView(view({ smoothing: 0.9, xAxis: 'flops', logX: true, hidden: ['uniform'], heatmapRun: 'jest-f50', reach: { metric: 'loss', target: 2 } }))).map(valid);
     assert.deepEqual(loss.map((m) => m.type), ['reach']);
     assert.equal(ofType(loss, 'reach')!.payload?.target, 2);
   });
 
-  test('live lines become patches of the buckets they touched; status changes update the runs', () => {
+  test('live lines become patches of the buckets they touched; status changes update the runs', async () => {
     const liveRoot = tmpDir();
     const dir = writeFixtureRun(liveRoot, { id: 'live', method: 'jest', steps: 400, pace: 1, status: 'running' });
     const model = new DashboardModel({ heatmapIntervalMs: 0 });
-    model.addRun(dir);
-    const snapshot = model.snapshot(view({ heatmapRun: 'live' })) as Extract<DashboardHostMessage, { type: 'snapshot' }>;
+    await model.addRun(dir);
+    const snapshot = (await model.snapshot(view({ heatmapRun: 'live' }))) as Extract<DashboardHostMessage, { type: 'snapshot' }>;
     const lossCount = snapshot.payload.charts[0].count;
     assert.deepEqual(model.flush(), []);
     const counters = { examples_seen: 3200, examples_scored: 16000, flops_train: 0, flops_score: 0, flops_reference: 0, wall_s: 30, active_s: 30 };
@@ -191,12 +191,12 @@ describe('DashboardModel', () => {
     assert.ok(ofType(model.flush(), 'reach'));
   });
 
-  test('a resumed run that writes a step again drops what lay past it', () => {
+  test('a resumed run that writes a step again drops what lay past it', async () => {
     const liveRoot = tmpDir();
     const dir = writeFixtureRun(liveRoot, { id: 'again', method: 'uniform', steps: 100, pace: 1 });
     const model = new DashboardModel();
-    model.addRun(dir);
-    model.snapshot(view());
+    await model.addRun(dir);
+    await model.snapshot(view());
     const kept = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l && JSON.parse(l).step <= 50);
     fs.writeFileSync(path.join(dir, 'metrics.jsonl'), kept.join('\n') + '\n');
     model.appendMetric('again', JSON.parse(kept.filter((l) => JSON.parse(l).type === 'train').at(-1)!));
@@ -204,7 +204,7 @@ describe('DashboardModel', () => {
     assert.equal(delta.charts?.[0].series[0].n.reduce((s, n) => s + n, 0), 50);
   });
 
-  test('a folder without a run is refused with a message', () => {
-    assert.throws(() => new DashboardModel().addRun(tmpDir()), /holds no run/);
+  test('a folder without a run is refused with a message', async () => {
+    await assert.rejects(() => new DashboardModel().addRun(tmpDir()), /holds no run/);
   });
 });

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { Transformer } from '@napi-rs/image';
@@ -184,6 +185,21 @@ describe('InspectorModel', () => {
     const resumed = (await model.appendSelection({ ...next, step: 10 }))[0] as Extract<InspectorHostMessage, { type: 'steps' }>;
     assert.deepEqual(resumed.payload.stepRanges, [[1, 10]]);
     assert.equal((model.updateStatus('finished') as Extract<InspectorHostMessage, { type: 'steps' }>).payload.live, false);
+  });
+
+  test('a step its worker wrote after the inspector opened is read from the file when shown', async () => {
+    const live = writeFixtureRun(tmpDir(), { id: 'live', method: 'jest', steps: 5, pace: 1 });
+    const model = new InspectorModel(live, { thumbnails });
+    await model.snapshot(defaultInspectorView);
+    const written: SelectionLine[] = [6, 7].map((step) => ({ ...line, step, ids: [String(step), '2', '3', '4'] }));
+    for (const next of written) {
+      fs.appendFileSync(path.join(live, 'selections.jsonl'), `${JSON.stringify(next)}\n`);
+      await model.appendSelection(next);
+    }
+    const [six] = (await model.selectStep(6)).map(valid) as Extract<InspectorHostMessage, { type: 'step' }>[];
+    assert.deepEqual(six.payload.chosen.map((pair) => pair.id), ['6', '2', '3', '4']);
+    const [five] = (await model.selectStep(5)).map(valid) as Extract<InspectorHostMessage, { type: 'step' }>[];
+    assert.equal(five.payload.step, 5);
   });
 
   test('thumbnails of a step come as PNG data URIs', async () => {

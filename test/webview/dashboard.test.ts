@@ -37,10 +37,10 @@ function hostFor(model: DashboardModel, exports: unknown[] = []) {
     const message = parsed.message;
     switch (message.type) {
       case 'ready':
-        await panel.send(model.snapshot(message.payload.view));
+        await panel.send(await model.snapshot(message.payload.view));
         break;
       case 'view':
-        for (const reply of model.setView(message.payload.view)) await panel.send(reply);
+        for (const reply of await model.setView(message.payload.view)) await panel.send(reply);
         break;
       case 'export-csv':
       case 'export-png':
@@ -51,13 +51,14 @@ function hostFor(model: DashboardModel, exports: unknown[] = []) {
   };
 }
 
-function modelWithRuns(dirs = ['uniform', 'jest-f80', 'jest-f50', 'independent', 'jest-f90-branch']): DashboardModel {
+async function modelWithRuns(dirs = ['uniform', 'jest-f80', 'jest-f50', 'independent', 'jest-f90-branch']): Promise<DashboardModel> {
   const model = new DashboardModel({ heatmapIntervalMs: 0 });
-  for (const id of dirs) model.addRun(`${root}/${id}`);
+  for (const id of dirs) await model.addRun(`${root}/${id}`);
   return model;
 }
 
-async function openDashboard(theme: Theme, model = modelWithRuns(), exports: unknown[] = [], savedState?: unknown): Promise<PanelPage> {
+async function openDashboard(theme: Theme, model?: DashboardModel, exports: unknown[] = [], savedState?: unknown): Promise<PanelPage> {
+  model ??= await modelWithRuns();
   const panel = await openPanel(browser, server.origin, 'dashboard', theme, hostFor(model, exports), savedState);
   await panel.page.waitForSelector('.app.loaded');
   await panel.page.waitForSelector('.chart canvas');
@@ -130,7 +131,7 @@ describe('dashboard webview', () => {
 
   test('the view state survives a reload: a restored view is sent with ready', async () => {
     const saved = { view: { xAxis: 'examples_seen', logX: false, buckets: 500, smoothing: 0.3, baseline: 'jest-f80', hidden: ['independent'], heatmapRun: 'jest-f50', reach: { metric: 'loss', target: 2 } } };
-    const panel = await openDashboard('dark', modelWithRuns(), [], saved);
+    const panel = await openDashboard('dark', await modelWithRuns(), [], saved);
     const ready = (panel.posted[0] as { type: string; payload: { view: DashboardView } }).payload.view;
     assert.equal(ready.xAxis, 'examples_seen');
     assert.equal(ready.baseline, 'jest-f80');
@@ -153,7 +154,7 @@ describe('dashboard webview', () => {
 
   test('CSV and PNG exports are posted to the host with the data', async () => {
     const exports: { type: string; payload: { suggestedName: string; csv?: string; pngBase64?: string } }[] = [];
-    const panel = await openDashboard('dark', modelWithRuns(), exports);
+    const panel = await openDashboard('dark', await modelWithRuns(), exports);
     await panel.page.locator('[data-metric="i2t_r1"] [data-export="csv"]').click();
     await panel.page.locator('[data-metric="i2t_r1"] [data-export="png"]').click();
     await panel.waitForPost('export-png');
@@ -173,7 +174,7 @@ describe('dashboard webview', () => {
     const liveRoot = tmpDir();
     writeFixtureRun(liveRoot, { id: 'live', method: 'jest', steps: 400, pace: 2, status: 'running' });
     const model = new DashboardModel({ heatmapIntervalMs: 0 });
-    model.addRun(`${liveRoot}/live`);
+    await model.addRun(`${liveRoot}/live`);
     const panel = await openDashboard('dark', model);
     const stepText = async (): Promise<string> => (await panel.page.locator('.legend-item[data-run="live"]').textContent()) ?? '';
     assert.ok((await stepText()).includes('step 200 / 400'));

@@ -200,7 +200,7 @@ describe('notebook renderer', () => {
     const r = await openRenderer('dark');
     const { page } = r;
     const dirs = ['uniform', 'jest-f80', 'jest-f50'].map((id) => path.join(root, id));
-    await r.render('cmp', compareOutput(dirs, ['uniform', 'jest', undefined], { metric: 'i2t_r1', notebookDir: root }));
+    await r.render('cmp', await compareOutput(dirs, ['uniform', 'jest', undefined], { metric: 'i2t_r1', notebookDir: root }));
     await page.locator('#cmp .chart canvas').first().waitFor();
     assert.match((await page.locator('#cmp .out-head').textContent())!, /Compare: Image → text recall@1target ≥ [\d.]+% \(final i2t_r1 of uniform\)/);
     const rows = await page.locator('#cmp tbody tr').allTextContents();

@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { readJsonl } from './jsonl';
+import { parseJsonlLine, scanJsonl } from './jsonl';
 import type { EvalMetrics, MetricLine, RunJson, TrainMetrics } from './record';
 
 export const comparableMetrics = ['i2t_r1', 'i2t_r5', 't2i_r1', 't2i_r5', 'zeroshot_acc'] as const;
@@ -52,13 +52,22 @@ interface LoadedRun {
   poolNoisy?: number;
 }
 
-function loadRun(dir: string): LoadedRun {
+/** A selections line's `pool_noisy`, read without parsing the line (those with the whole super-batch are long). */
+const poolNoisyPattern = /"pool_noisy":(-?[0-9.eE+-]+)/;
+
+/** Reads a run's logs a chunk at a time: comparing long runs inside the editor does not stall it. */
+async function loadRun(dir: string): Promise<LoadedRun> {
   const runFile = path.join(dir, 'run.json');
   if (!fs.existsSync(runFile)) throw new Error(`${dir}: not a run folder (no run.json).`);
   const run = JSON.parse(fs.readFileSync(runFile, 'utf8')) as RunJson;
-  const { rows } = readJsonl<MetricLine>(path.join(dir, 'metrics.jsonl'));
-  const { rows: selections } = readJsonl<{ pool_noisy?: number }>(path.join(dir, 'selections.jsonl'));
-  const pool = selections.map((s) => s.pool_noisy).filter((x): x is number => x !== undefined);
+  const metricsFile = path.join(dir, 'metrics.jsonl');
+  const rows: MetricLine[] = [];
+  await scanJsonl(metricsFile, (text, span) => rows.push(parseJsonlLine<MetricLine>(text, metricsFile, span.lineNumber)));
+  const pool: number[] = [];
+  await scanJsonl(path.join(dir, 'selections.jsonl'), (text) => {
+    const value = Number(poolNoisyPattern.exec(text)?.[1]);
+    if (Number.isFinite(value)) pool.push(value);
+  });
   return {
     dir,
     run,
@@ -89,9 +98,10 @@ export function firstReach(evals: readonly EvalMetrics[], metric: ComparableMetr
   return null;
 }
 
-export function compareRuns(dirs: readonly string[], options: { metric?: ComparableMetric; target?: number } = {}): Comparison {
+export async function compareRuns(dirs: readonly string[], options: { metric?: ComparableMetric; target?: number } = {}): Promise<Comparison> {
   const metric = options.metric ?? 'i2t_r1';
-  const runs = dirs.map(loadRun);
+  const runs: LoadedRun[] = [];
+  for (const dir of dirs) runs.push(await loadRun(dir));
   const baseline = runs.find((r) => r.run.config.method === 'uniform');
   let target = options.target;
   let targetFrom = 'given';

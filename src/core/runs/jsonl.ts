@@ -53,6 +53,15 @@ export interface JsonlRead<T> {
   tornTail: boolean;
 }
 
+/** Parses one whole line (one that ended with a newline): a line that does not parse is corruption, named by file and line. */
+export function parseJsonlLine<T>(text: string, file: string, lineNumber: number): T {
+  try {
+    return JSON.parse(text) as T;
+  } catch (error) {
+    throw new Error(`${file}:${lineNumber}: not valid JSON (${(error as Error).message}). The file is corrupt beyond a torn last line.`, { cause: error });
+  }
+}
+
 export function readJsonl<T>(file: string): JsonlRead<T> {
   let text: string;
   try {
@@ -62,24 +71,93 @@ export function readJsonl<T>(file: string): JsonlRead<T> {
     throw error;
   }
   const lines = text.split('\n');
-  const endsWithNewline = lines[lines.length - 1] === '';
-  if (endsWithNewline) lines.pop();
+  // The text after the last newline is a write cut short (or nothing): kept only if it parses.
+  const tail = lines.pop()!;
   const rows: T[] = [];
-  let tornTail = false;
   lines.forEach((line, index) => {
-    if (line.trim() === '') return;
-    try {
-      rows.push(JSON.parse(line) as T);
-    } catch (error) {
-      const isLast = index === lines.length - 1;
-      if (isLast && !endsWithNewline) {
-        tornTail = true;
-        return;
-      }
-      throw new Error(`${file}:${index + 1}: not valid JSON (${(error as Error).message}). The file is corrupt beyond a torn last line.`, { cause: error });
-    }
+    if (line.trim() !== '') rows.push(parseJsonlLine<T>(line, file, index + 1));
   });
+  let tornTail = false;
+  if (tail.trim() !== '') {
+    try {
+      rows.push(JSON.parse(tail) as T);
+    } catch {
+      tornTail = true;
+    }
+  }
   return { rows, tornTail };
+}
+
+/** Where a whole line lies in its file. */
+export interface JsonlSpan {
+  /** Byte offset of its first character. */
+  offset: number;
+  /** Its length in bytes, without the newline. */
+  bytes: number;
+  /** 1-based. */
+  lineNumber: number;
+}
+
+/**
+ * Reads a JSON Lines file a megabyte at a time from byte `from`, handing each
+ * whole non-empty line (its text and where it lies) to `visit`. Each chunk is
+ * its own turn of the event loop, so a long file never blocks it for long.
+ * A last line without its newline (being written, or cut short) is left
+ * unread. Returns where reading should continue once the file grows: the
+ * offset after the last whole line, and that line's number. A missing file
+ * reads as empty.
+ */
+export async function scanJsonl(
+  file: string,
+  visit: (text: string, span: JsonlSpan) => void,
+  from: { offset: number; lineNumber: number } = { offset: 0, lineNumber: 0 },
+  chunkBytes = 1 << 20,
+): Promise<{ offset: number; lineNumber: number }> {
+  let handle: fs.promises.FileHandle;
+  try {
+    handle = await fs.promises.open(file, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return from;
+    throw error;
+  }
+  let { offset, lineNumber } = from;
+  try {
+    let pending = Buffer.alloc(0);
+    let pendingAt = offset;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(chunkBytes);
+      const { bytesRead } = await handle.read(chunk, 0, chunkBytes, pendingAt + pending.length);
+      if (bytesRead === 0) break;
+      const buffer = pending.length > 0 ? Buffer.concat([pending, chunk.subarray(0, bytesRead)]) : chunk.subarray(0, bytesRead);
+      let start = 0;
+      for (let end = buffer.indexOf(10, start); end !== -1; end = buffer.indexOf(10, start)) {
+        lineNumber++;
+        if (end > start) {
+          const text = buffer.toString('utf8', start, end);
+          if (text.trim() !== '') visit(text, { offset: pendingAt + start, bytes: end - start, lineNumber });
+        }
+        start = end + 1;
+      }
+      offset = pendingAt + start;
+      pending = Buffer.from(buffer.subarray(start));
+      pendingAt = offset;
+    }
+  } finally {
+    await handle.close();
+  }
+  return { offset, lineNumber };
+}
+
+/** The line at `span`, parsed. */
+export async function readJsonlSpan<T>(file: string, span: JsonlSpan): Promise<T> {
+  const handle = await fs.promises.open(file, 'r');
+  try {
+    const buffer = Buffer.alloc(span.bytes);
+    await handle.read(buffer, 0, span.bytes, span.offset);
+    return parseJsonlLine<T>(buffer.toString('utf8'), file, span.lineNumber);
+  } finally {
+    await handle.close();
+  }
 }
 
 export class JsonlWriter {

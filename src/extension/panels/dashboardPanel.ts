@@ -22,6 +22,8 @@ export class DashboardPanel implements vscode.Disposable {
   private readonly dirs = new Map<string, string>();
   private view: DashboardView;
   private ready = false;
+  /** The runs the panel opened with, read (a chunk at a time: a long run takes a moment). */
+  private readonly loaded: Promise<void>;
   private readonly flushTimer: NodeJS.Timeout;
   private readonly disposables: vscode.Disposable[] = [];
 
@@ -29,7 +31,7 @@ export class DashboardPanel implements vscode.Disposable {
   static createOrShow(context: PanelContext, dirs: string[]): DashboardPanel {
     const existing = DashboardPanel.current;
     if (existing) {
-      existing.addRuns(dirs);
+      void existing.addRuns(dirs);
       existing.panel.reveal(undefined);
       return existing;
     }
@@ -53,7 +55,7 @@ export class DashboardPanel implements vscode.Disposable {
     DashboardPanel.current = this;
     this.view = view ?? defaultDashboardView;
     panel.iconPath = vscode.Uri.joinPath(context.extensionUri, 'media', 'sift.svg');
-    this.addRuns(dirs);
+    this.loaded = this.addRuns(dirs);
     loadWebview(panel, context.extensionUri, 'dashboard', 'Sift Dashboard');
     this.disposables.push(
       panel.onDidDispose(() => this.dispose()),
@@ -65,12 +67,12 @@ export class DashboardPanel implements vscode.Disposable {
     }, 250);
   }
 
-  addRuns(dirs: readonly string[]): void {
+  async addRuns(dirs: readonly string[]): Promise<void> {
     for (const dir of dirs) {
       const resolved = path.resolve(dir);
       if ([...this.dirs.values()].includes(resolved)) continue;
       try {
-        const info = this.model.addRun(resolved);
+        const info = await this.model.addRun(resolved);
         this.dirs.set(info.id, resolved);
       } catch (error) {
         this.context.log.warn(`Dashboard: ${resolved}: ${(error as Error).message}`);
@@ -123,12 +125,15 @@ export class DashboardPanel implements vscode.Disposable {
     switch (message.type) {
       case 'ready':
         this.view = message.payload.view;
+        this.ready = false;
+        await this.loaded;
+        this.post(await this.model.snapshot(this.view));
+        // Deltas only after the snapshot they build on.
         this.ready = true;
-        this.post(this.model.snapshot(this.view));
         return;
       case 'view':
         this.view = message.payload.view;
-        this.post(...this.model.setView(this.view));
+        this.post(...(await this.model.setView(this.view)));
         return;
       case 'export-csv': {
         const result = await saveExport(message.payload.suggestedName, Buffer.from(message.payload.csv, 'utf8'), { CSV: ['csv'] }, this.context.workspaceFolders()[0]);
