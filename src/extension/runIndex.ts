@@ -12,7 +12,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { runForest, type RunListing } from '../core/runs/lineage';
-import type { MetricLine, RunJson } from '../core/runs/record';
+import { orphaned, type MetricLine, type RunJson } from '../core/runs/record';
 
 interface MetricsTail {
   /** Inode and bytes already parsed: only what lies past `offset` is read next time. */
@@ -107,6 +107,9 @@ export class RunIndex {
       return { dir, id: path.basename(dir), status: 'unreadable', method: '?', step: 0, totalSteps: 0, parent: null, forkStep: null, created: '', children: [] };
     }
     const tail = await this.readMetrics(dir);
+    if (orphaned(json)) {
+      json = { ...json, status: 'interrupted', error: { message: `Its training process (pid ${json.pid}) ended without recording why, at step ${Math.max(json.forkStep ?? 0, tail?.lastTrainStep ?? 0)}. Resume it from its last checkpoint.` } };
+    }
     return {
       dir,
       id: json.id,

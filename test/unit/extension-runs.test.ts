@@ -7,6 +7,7 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { StatusEvent, WorkerCommand, WorkerEvent } from '../../src/protocol/worker';
@@ -15,6 +16,7 @@ import type { WorkerExit } from '../../src/worker/client';
 import { WorkerClient } from '../../src/worker/client';
 import { Coalescer } from '../../src/extension/coalesce';
 import { isResumable, runNodes, statusBarView, flatten } from '../../src/extension/present';
+import { listRuns } from '../../src/core/runs/lineage';
 import { RunIndex } from '../../src/extension/runIndex';
 import { RunBusyError, RunManager, throughput, type WorkerLike } from '../../src/extension/runManager';
 import { killWorkers, tinyConfig, tmp } from './runs-helpers';
@@ -214,6 +216,26 @@ function writeRun(root: string, id: string, fields: Record<string, unknown> = {}
   fs.writeFileSync(path.join(dir, 'metrics.jsonl'), metrics.map((line) => JSON.stringify(line) + '\n').join(''));
   return dir;
 }
+
+test('a run whose run.json says running but whose process is gone shows as interrupted, with the reason', async () => {
+  const root = tmp('sift-index-');
+  // A process that has exited: its pid is free (until reused).
+  const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  const deadPid = Number(gone.stdout);
+  writeRun(root, 'orphan', { status: 'running', pid: deadPid }, [{ type: 'train', step: 42 }]);
+  writeRun(root, 'alive', { status: 'running', pid: process.pid });
+  writeRun(root, 'paused', { status: 'paused', pid: deadPid });
+  const index = new RunIndex(root);
+  await index.refresh();
+  const byId = new Map(index.runs.map((run) => [run.id, run]));
+  assert.equal(byId.get('orphan')?.status, 'interrupted');
+  assert.match(byId.get('orphan')?.json?.error?.message ?? '', new RegExp(`pid ${deadPid}\\) ended without recording why, at step 42\\. Resume it`));
+  assert.equal(byId.get('alive')?.status, 'running', 'its process lives');
+  assert.equal(byId.get('paused')?.status, 'paused', 'a paused run has no process to wait for');
+  assert.equal(JSON.parse(fs.readFileSync(path.join(root, 'orphan', 'run.json'), 'utf8')).status, 'running', 'the file is left as it is');
+  // `sift runs` says the same.
+  assert.deepEqual(listRuns(root).map((run) => [run.id, run.status]).sort(), [['alive', 'running'], ['orphan', 'interrupted'], ['paused', 'paused']]);
+});
 
 test('the index reads runs as a tree and only the metrics appended since the last refresh', async () => {
   const root = tmp('sift-index-');

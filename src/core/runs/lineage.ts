@@ -13,7 +13,7 @@ import * as path from 'node:path';
 import { ConfigError, configKeys, resolveConfig, validateConfig, type TrainConfig } from '../train/config';
 import { checkpointDir, listCheckpoints } from './checkpoint';
 import { readJsonl } from './jsonl';
-import { newRunId, readRunJson, RunRecord, type ConfigDiff, type MetricLine, type RunJson, type RunStatus } from './record';
+import { newRunId, orphaned, readRunJson, RunRecord, type ConfigDiff, type MetricLine, type RunJson, type RunStatus } from './record';
 
 /** Where a run's training continues from: a checkpoint of its own, or (a branch that has none yet) its parent's. */
 export interface ResumePoint {
@@ -170,7 +170,7 @@ function describeRun(dir: string): RunListing | undefined {
   } catch {
     // A damaged metrics file still lists the run; resume rewrites it.
   }
-  return { dir, id: run.id, status: run.status, method: run.config.method, step, totalSteps: run.config.steps, bestI2tR1: best, parent: run.parent, forkStep: run.forkStep, created: run.created, children: [] };
+  return { dir, id: run.id, status: orphaned(run) ? 'interrupted' : run.status, method: run.config.method, step, totalSteps: run.config.steps, bestI2tR1: best, parent: run.parent, forkStep: run.forkStep, created: run.created, children: [] };
 }
 
 /**

@@ -288,6 +288,25 @@ export function dropLinesAfter(dir: string, step: number): number {
   return dropped;
 }
 
+/** Whether process `pid` lives on this machine (EPERM: alive, but another user's). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Whether run.json says the run trains but the process it names is gone
+ * (killed, the machine restarted, or a full disk kept it from writing its
+ * last status): such a run is shown as interrupted, and can be resumed.
+ * Only meaningful on the machine that trained it.
+ */
+export const orphaned = (json: Pick<RunJson, 'status' | 'pid'>): boolean =>
+  (json.status === 'running' || json.status === 'starting') && typeof json.pid === 'number' && !processAlive(json.pid);
+
 /**
  * After its process died unfinished: a run whose run.json still says it is
  * live is marked `interrupted` with the reason. Finished, failed and stopped

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { checkpointDir } from '../runs/checkpoint';
 import { readJsonl, WriteError } from '../runs/jsonl';
 import { openRunJson, resumePoint, type ResumePoint } from '../runs/lineage';
-import { newRunId, RunRecord, type EvalMetrics, type MetricLine, type RunStatus } from '../runs/record';
+import { newRunId, processAlive, RunRecord, type EvalMetrics, type MetricLine, type RunStatus } from '../runs/record';
 import { ConfigError, resolveConfig, type TrainConfig } from './config';
 import { Trainer, type TrainHooks } from './trainer';
 
@@ -184,12 +184,3 @@ function folderBytes(dir: string): number {
   return fs.readdirSync(dir).reduce((sum, name) => sum + fs.statSync(path.join(dir, name)).size, 0);
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: alive, but another user's.
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
