@@ -10,9 +10,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { openDataset } from '../../src/core/data/open';
 import { resolveConfig, type TrainConfig } from '../../src/core/train/config';
-import { loadReference, referenceEmbeddings } from '../../src/core/train/reference';
+import { loadReference, noiseSeparation, referenceEmbeddings } from '../../src/core/train/reference';
 import { trainRun } from '../../src/core/train/run';
-import { compareRuns } from '../../src/core/runs/compare';
+import { compareRuns, comparisonMarkdown } from '../../src/core/runs/compare';
 import { readJsonl } from '../../src/core/runs/jsonl';
 import type { MetricLine, SelectionLine } from '../../src/core/runs/record';
 import { stepView } from '../../src/panels/inspector';
@@ -94,6 +94,32 @@ test('every superBatchEvery steps a selections line keeps the rejected candidate
       assert.ok(view.chosen.every((item) => item.split?.exact), 'every pick split exactly');
     }
   }
+});
+
+test('noise separation: the AUC of the positive-pair similarity, clean above swapped; ties count half; undefined without both kinds', () => {
+  // 1-d embeddings: similarity = image × text.
+  const embeddings = (sims: number[]) => ({ image: Float32Array.from(sims), text: Float32Array.from(sims.map(() => 1)), dim: 1 });
+  assert.equal(noiseSeparation(embeddings([0.9, 0.8, 0.1, 0.2]), [false, false, true, true])?.auc, 1);
+  assert.equal(noiseSeparation(embeddings([0.1, 0.2, 0.9, 0.8]), [false, false, true, true])?.auc, 0);
+  // Clean {0.5, 0.9} vs swapped {0.5, 0.1}: pairs (0.5>0.1)=1, (0.5=0.5)=½, (0.9>0.5)=1, (0.9>0.1)=1 → 3.5 / 4.
+  assert.deepEqual(noiseSeparation(embeddings([0.5, 0.9, 0.5, 0.1]), [false, false, true, true]), { auc: 0.875, clean: 2, noisy: 2 });
+  assert.equal(noiseSeparation(embeddings([0.5, 0.9]), [false, false]), undefined);
+  assert.equal(noiseSeparation(embeddings([0.5, 0.9]), [false, undefined]), undefined);
+});
+
+test('a JEST run on built-in data records how well its reference separates swapped captions, and compare reports it', async () => {
+  const runDir = path.join(root, 'separation');
+  const stages: string[] = [];
+  await trainRun(resolveConfig(tiny, { data: 'builtin:train?size=300', method: 'jest', filterRatio: 0.5, reference: referenceDir, steps: 2, evalEvery: 2, runDir }), { onStage: (message) => stages.push(message) });
+  const json = JSON.parse(fs.readFileSync(path.join(runDir, 'run.json'), 'utf8'));
+  const auc = json.referenceRun.noiseAuc;
+  assert.ok(typeof auc === 'number' && auc >= 0 && auc <= 1, `AUC ${auc}`);
+  assert.ok(stages.some((stage) => /tells right captions from swapped ones with AUC 0\.\d{3} on this pool \(\d+ of 300 known swapped/.test(stage)), stages.join('\n'));
+  const uniformDir = path.join(root, 'separation-uniform');
+  await trainRun(resolveConfig(tiny, { data: 'builtin:train?size=300', steps: 2, evalEvery: 2, runDir: uniformDir }));
+  const comparison = await compareRuns([uniformDir, runDir]);
+  assert.equal(comparison.runs[1].referenceNoiseAuc, auc);
+  assert.match(comparisonMarkdown(comparison), new RegExp(`right captions from swapped ones .*: separation ${auc.toFixed(3)}\\.`));
 });
 
 test('Flexi-JEST: low-resolution scoring and low-resolution training cost fewer FLOPs', async () => {

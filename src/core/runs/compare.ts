@@ -34,6 +34,8 @@ export interface RunComparison {
   /** Mean share of a step's time spent scoring and selecting. */
   scoreShare?: number;
   selectShare?: number;
+  /** Its reference's AUC at telling right captions from swapped ones on its pool (where the data know). */
+  referenceNoiseAuc?: number;
 }
 
 export interface Comparison {
@@ -144,6 +146,7 @@ export async function compareRuns(dirs: readonly string[], options: { metric?: C
       poolNoisy: r.poolNoisy,
       scoreShare: shares('score_s'),
       selectShare: shares('select_s'),
+      referenceNoiseAuc: r.run.referenceRun?.noiseAuc,
     };
   });
   return { metric, target, targetFrom, baseline: baseline?.run.id, runs: comparisons };
@@ -168,6 +171,7 @@ export function comparisonMarkdown(c: Comparison): string {
     r.scoreShare === undefined ? '–' : `${pct(r.scoreShare)} / ${pct(r.selectShare)}`,
   ]);
   const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
+  const aucs = c.runs.filter((r) => r.referenceNoiseAuc !== undefined).map((r) => `${r.id} ${r.referenceNoiseAuc!.toFixed(3)}`);
   return [
     `Target: ${c.metric} ≥ ${pct(c.target)} (${c.targetFrom}).`,
     '',
@@ -176,5 +180,6 @@ export function comparisonMarkdown(c: Comparison): string {
     ...rows.map(line),
     '',
     'Examples and FLOPs to target are interpolated between evals; FLOPs count training, learner scoring and reference embedding.',
+    ...(aucs.length ? [`How well each run's reference tells right captions from swapped ones on its pool (AUC; 0.5 = chance, 1 = perfect): ${aucs.join(', ')}.`] : []),
   ].join('\n');
 }

@@ -59,7 +59,14 @@ export interface RunJson {
   pid?: number;
   error?: { message: string; detail?: string };
   /** The reference model a selecting run scores with, and where its pool embeddings are cached. */
-  referenceRun?: { dir: string; id: string; step: number; cacheFile: string };
+  referenceRun?: {
+    dir: string;
+    id: string;
+    step: number;
+    cacheFile: string;
+    /** Where the data say which pairs are swapped: the AUC with which the reference tells right captions from swapped ones on this pool. */
+    noiseAuc?: number;
+  };
   summary?: { steps: number; examplesSeen: number; wallSeconds: number; finalEval?: EvalMetrics; skippedSteps: number };
 }
 

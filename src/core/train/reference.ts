@@ -116,3 +116,40 @@ export async function referenceEmbeddings(
   writeFileAtomic(cacheFile.replace(/\.bin$/, '.json'), JSON.stringify({ pool: dataset.source, size: dataset.size, fingerprint: dataset.fingerprint(), referenceStep: reference.step, dim, created: new Date().toISOString() }, null, 2));
   return { image, text, dim, temperature, bias, forwardFlopsPerExample: flops.image + flops.text, cacheFile, computed: true };
 }
+
+/**
+ * How well the reference tells right captions from swapped ones on a pool
+ * whose data say which are which (FINDINGS.md: reference quality decides
+ * what JEST lets through): the AUC of its positive-pair similarity, i.e. the
+ * chance that a right pair scores higher than a swapped one (0.5 = chance,
+ * 1 = perfect; ties count half). Undefined when a flag is unknown or the pool
+ * holds only one kind.
+ */
+export function noiseSeparation(reference: Pick<ReferenceEmbeddings, 'image' | 'text' | 'dim'>, noisy: readonly (boolean | undefined)[]): { auc: number; clean: number; noisy: number } | undefined {
+  if (noisy.some((flag) => flag === undefined)) return undefined;
+  const { image, text, dim } = reference;
+  const similarity = noisy.map((_, i) => {
+    let dot = 0;
+    for (let k = 0; k < dim; k++) dot += image[i * dim + k] * text[i * dim + k];
+    return dot;
+  });
+  const order = similarity.map((_, i) => i).sort((a, b) => similarity[a] - similarity[b]);
+  // Mann–Whitney: the sum of the clean pairs' ranks (average ranks over ties).
+  let cleanRanks = 0;
+  let clean = 0;
+  for (let start = 0; start < order.length; ) {
+    let end = start;
+    while (end + 1 < order.length && similarity[order[end + 1]] === similarity[order[start]]) end++;
+    const rank = (start + end) / 2 + 1;
+    for (let k = start; k <= end; k++) {
+      if (!noisy[order[k]]) {
+        cleanRanks += rank;
+        clean++;
+      }
+    }
+    start = end + 1;
+  }
+  const swapped = noisy.length - clean;
+  if (clean === 0 || swapped === 0) return undefined;
+  return { auc: (cleanRanks - (clean * (clean + 1)) / 2) / (clean * swapped), clean, noisy: swapped };
+}

@@ -22,7 +22,7 @@ import { readCheckpoint, writeCheckpoint, pruneCheckpoints } from '../runs/check
 import { JsonlWriter } from '../runs/jsonl';
 import type { DataSummary, EvalMetrics, RunRecord, SelectionLine, TrainMetrics } from '../runs/record';
 import { modelConfigFor, needsReference, superBatchSize, type TrainConfig } from './config';
-import { loadReference, referenceEmbeddings, type ReferenceEmbeddings } from './reference';
+import { loadReference, noiseSeparation, referenceEmbeddings, type ReferenceEmbeddings } from './reference';
 import { evaluate, FORWARD_CHUNK, prepareEvalSet, type EvalSet } from './eval';
 import { AdamW, learningRateAt } from './optimizer';
 
@@ -167,7 +167,21 @@ export class Trainer {
           const stage = `Embedding ${train.size} training pairs with the reference (once; cached)`;
           reference = await referenceEmbeddings(referenceModel, train, (done, total) => hooks.onProgress?.(stage, done, total));
           hooks.onStage?.(`Reference embeddings ${reference.computed ? 'computed and cached' : 'read from cache'}: ${reference.cacheFile}`);
-          record.update({ referenceRun: { dir: referenceModel.dir, id: referenceModel.runId, step: referenceModel.step, cacheFile: reference.cacheFile } });
+          const separation = noiseSeparation(reference, Array.from({ length: train.size }, (_, i) => train.noisy(i)));
+          if (separation) {
+            hooks.onStage?.(
+              `The reference tells right captions from swapped ones with AUC ${separation.auc.toFixed(3)} on this pool (${separation.noisy} of ${train.size} known swapped; 0.5 = chance, 1 = perfect).`,
+            );
+          }
+          record.update({
+            referenceRun: {
+              dir: referenceModel.dir,
+              id: referenceModel.runId,
+              step: referenceModel.step,
+              cacheFile: reference.cacheFile,
+              ...(separation ? { noiseAuc: Number(separation.auc.toFixed(4)) } : {}),
+            },
+          });
         } finally {
           referenceModel.model.dispose();
         }
