@@ -70,18 +70,21 @@ export class NotebookOutputHost<Target> {
     const model = new DashboardModel();
     const runs = new Map<string, string>();
     const problems: string[] = [];
-    for (const saved of payload.dirs) {
-      const dir = resolveSavedDir(saved, notebookDir);
-      try {
-        runs.set(dir, (await model.addRun(dir)).id);
-      } catch (error) {
-        problems.push(`${saved}: ${(error as Error).message} (moved or deleted? Run the cell again.)`);
-      }
-    }
+    // Watching before the runs are read: what their workers report meanwhile is kept by the model.
     const watch: Watch<Target> = { target, key: payload.key, notebookDir, metrics: payload.metrics, model, runs, batch: payload.batch };
     let watches = this.byTarget.get(target);
     if (!watches) this.byTarget.set(target, (watches = new Map()));
     watches.set(payload.key, watch);
+    for (const saved of payload.dirs) {
+      const dir = resolveSavedDir(saved, notebookDir);
+      try {
+        runs.set(dir, readRunJson(dir).id);
+        await model.addRun(dir);
+      } catch (error) {
+        runs.delete(dir);
+        problems.push(`${saved}: ${(error as Error).message} (moved or deleted? Run the cell again.)`);
+      }
+    }
     // No heatmap in a notebook output: a run id that matches none keeps the model from building one.
     const view: DashboardView = { ...defaultDashboardView, buckets: payload.buckets, heatmapRun: '' };
     const snapshot = await model.snapshot(view);

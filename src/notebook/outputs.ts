@@ -60,9 +60,11 @@ export function lastLines(dir: string): { train?: TrainMetrics; eval?: EvalMetri
       const chunk = Buffer.alloc(end - start);
       fs.readSync(fd, chunk, 0, chunk.length, start);
       const text = Buffer.concat([chunk, carry]);
-      const lines = text.toString('utf8').split('\n');
-      // The first piece may begin mid-line unless the block reached the file's start.
-      carry = start > 0 ? Buffer.from(lines.shift()!, 'utf8') : Buffer.alloc(0);
+      // The first piece may begin mid-line unless the block reached the file's start: kept as bytes (a character may straddle blocks).
+      const firstNewline = text.indexOf(10);
+      const whole = start > 0 ? (firstNewline === -1 ? Buffer.alloc(0) : text.subarray(firstNewline + 1)) : text;
+      carry = start > 0 ? Buffer.from(firstNewline === -1 ? text : text.subarray(0, firstNewline)) : Buffer.alloc(0);
+      const lines = whole.toString('utf8').split('\n');
       for (let i = lines.length - 1; i >= 0 && !(out.train && out.eval); i--) {
         // The very last piece has no newline after it: a line being written, skipped.
         if (last && i === lines.length - 1) continue;

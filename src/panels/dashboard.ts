@@ -59,9 +59,11 @@ export class DashboardModel {
   private reachDirty = false;
   /** `loading` holds the lines reported while the run's selections are read. */
   private heatmap: { run: string; builder: HeatmapBuilder; dirty: boolean; sentAt: number; loading?: SelectionLine[]; ready: Promise<void> } | undefined;
-  /** Runs being read by addRun, with the lines their workers reported meanwhile. */
-  private readonly loading = new Map<string, MetricLine[]>();
+  /** Runs being read by addRun, with the lines and the status their workers reported meanwhile. */
+  private readonly loading = new Map<string, { lines: MetricLine[]; patch: { status?: string; step?: number } }>();
   private readonly options: Required<DashboardModelOptions>;
+  /** What went wrong reading runs since `takeProblems` was last called, for the user. */
+  private readonly problems: string[] = [];
 
   constructor(options: DashboardModelOptions = {}) {
     this.options = { headroom: 0.25, heatmapColumns: 240, heatmapRows: 40, heatmapIntervalMs: 2000, now: () => Date.now(), ...options };
@@ -77,7 +79,7 @@ export class DashboardModel {
   async addRun(dir: string): Promise<RunInfo> {
     const json = readRunJson(dir);
     const chain = lineageOf(dir, json);
-    const arrived: MetricLine[] = [];
+    const arrived = { lines: [] as MetricLine[], patch: {} };
     this.loading.set(json.id, arrived);
     let lines: MetricLine[];
     try {
@@ -89,8 +91,11 @@ export class DashboardModel {
     this.runs.set(entry.id, entry);
     this.colors = assignColors([...this.runs.keys()], this.colors);
     this.allChanged();
-    const lastEval = lines.reduce((step, line) => (line.type === 'eval' ? Math.max(step, line.step) : step), -1);
-    for (const line of arrived) if (line.type === 'train' ? line.step > entry.lastStep : line.step > lastEval) this.appendMetric(entry.id, line);
+    // A line reported while the files were read is either one the read already got (written before it was
+    // reported: same step, same clock) or a new one — after the read, or a resume's rewrite, which appendMetric handles.
+    const read = new Set(lines.map(lineKey));
+    for (const line of arrived.lines) if (!read.has(lineKey(line))) this.appendMetric(entry.id, line);
+    this.updateRun(entry.id, arrived.patch);
     return this.info(entry);
   }
 
@@ -105,13 +110,15 @@ export class DashboardModel {
     return [...this.runs.keys()];
   }
 
+  /** Whether run `id` is shown, or being read to be (its worker's events are kept meanwhile). */
   has(id: string): boolean {
-    return this.runs.has(id);
+    return this.runs.has(id) || this.loading.has(id);
   }
 
   /** A metrics line the worker of run `id` just wrote (its own line, as in its metrics.jsonl). */
   appendMetric(id: string, line: MetricLine): void {
-    this.loading.get(id)?.push(line);
+    const loading = this.loading.get(id);
+    if (loading) return void loading.lines.push(line);
     const entry = this.runs.get(id);
     if (!entry) return;
     if (line.type === 'train' && line.step <= entry.lastStep && entry.series.loss.step.length > 0) {
@@ -143,6 +150,8 @@ export class DashboardModel {
 
   /** The worker reported a new status (and step) for run `id`. */
   updateRun(id: string, patch: { status?: string; step?: number }): void {
+    const loading = this.loading.get(id);
+    if (loading) return void Object.assign(loading.patch, patch);
     const entry = this.runs.get(id);
     if (!entry) return;
     if (patch.status !== undefined && patch.status !== entry.json.status) {
@@ -156,6 +165,11 @@ export class DashboardModel {
   }
 
   // ---- messages --------------------------------------------------------------
+
+  /** Problems met since the last call (a damaged log), to show as notices. */
+  takeProblems(): string[] {
+    return this.problems.splice(0);
+  }
 
   /** The answer to `ready`: everything, for this view. */
   async snapshot(view: DashboardView): Promise<DashboardHostMessage> {
@@ -296,10 +310,17 @@ export class DashboardModel {
       if (!Array.isArray(line.ids)) return;
       builder.add(line);
       last = line.step;
-    }).then(() => {
-      for (const line of arrived) if (line.step > last) builder.add(line);
-      if (this.heatmap?.builder === builder) this.heatmap.loading = undefined;
-    });
+    })
+      .then(() => {
+        for (const line of arrived) if (line.step > last) builder.add(line);
+      })
+      .catch((error: unknown) => {
+        // The heatmap shows what was read before the damage; the user is told where it is.
+        this.problems.push(`The learnability heatmap of ${entry.id} stops at step ${last}: ${(error as Error).message}`);
+      })
+      .finally(() => {
+        if (this.heatmap?.builder === builder) this.heatmap.loading = undefined;
+      });
     this.heatmap = { run: entry.id, builder, dirty: false, sentAt: 0, loading: arrived, ready };
     return ready;
   }
@@ -322,6 +343,9 @@ export class DashboardModel {
     return examplesToReach(runs, metric, target, { baseline: this.view.baseline, smoothing: this.view.smoothing });
   }
 }
+
+/** What tells two metrics lines apart: a resumed run writes a step again at another time. */
+const lineKey = (line: MetricLine): string => `${line.type}:${line.step}:${line.wall_s}`;
 
 function lastTrainStep(lines: readonly MetricLine[], json: RunJson): number {
   let step = json.forkStep ?? 0;

@@ -16,6 +16,7 @@
  * super-batch's other candidates (`rejected`) and the terms of each pick
  * logit (`contributions`); other steps keep the picks and a histogram.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { RunJson, SelectionLine } from '../core/runs/record';
 import { readRunJson } from '../core/runs/record';
@@ -169,8 +170,9 @@ export class InspectorModel {
   private json: RunJson;
   private readonly chain: LineageLink[];
   private spans = new Map<number, SelectionSpan>();
-  /** Where the run's own selections file was indexed to; `tailStale` once its worker wrote more. */
+  /** Where the run's own selections file was indexed to (and which file it was); `tailStale` once its worker wrote more. */
   private tail = { file: '', offset: 0, lineNumber: 0 };
+  private tailIno = 0;
   private tailStale = false;
   /** The newest line its worker reported (what a live view shows next). */
   private latest: SelectionLine | undefined;
@@ -187,9 +189,10 @@ export class InspectorModel {
     this.json = readRunJson(dir);
     this.chain = lineageOf(dir, this.json);
     this.dataSpec = resolveDataSpec(this.json.config.data, options.baseDirs ?? []);
-    this.indexed = indexSelections(this.chain).then(({ spans, tail }) => {
+    this.indexed = indexSelections(this.chain).then(async ({ spans, tail }) => {
       this.spans = spans;
       this.tail = tail;
+      this.tailIno = (await fs.promises.stat(tail.file).catch(() => undefined))?.ino ?? 0;
       this.steps = [...spans.keys()].sort((a, b) => a - b);
     });
     // A failure shows as the answer's error; this only keeps it from being an unhandled rejection meanwhile.
@@ -217,8 +220,8 @@ export class InspectorModel {
       status: this.json.status,
       dataset: this.json.config.data,
       scored: this.json.config.method !== 'uniform',
-      // Runs from before the setting existed kept no super-batches.
-      superBatchEvery: this.json.config.superBatchEvery ?? 0,
+      // Uniform runs score no super-batch; runs from before the setting existed kept none.
+      superBatchEvery: this.json.config.method === 'uniform' ? 0 : (this.json.config.superBatchEvery ?? 0),
     };
     return [...messages, { type: 'snapshot', payload: { protocol: webviewProtocolVersion, run, stepRanges: stepRanges(this.steps), live: this.live, view: step ?? null } }];
   }
@@ -237,16 +240,17 @@ export class InspectorModel {
   async appendSelection(line: SelectionLine): Promise<InspectorHostMessage[]> {
     if (!Array.isArray(line.ids) || typeof line.step !== 'number') return [];
     await this.indexed;
-    const last = this.steps[this.steps.length - 1];
-    if (last !== undefined && line.step <= last) {
-      // A resumed run writes again from its checkpoint: what lay past it is gone.
-      for (const step of this.steps) if (step >= line.step) this.spans.delete(step);
-      this.steps = this.steps.filter((step) => step < line.step);
-    }
-    // The index may have read this line already; if not, the next look-up reads the file's new lines.
-    if (!this.spans.has(line.step)) this.tailStale = true;
     this.latest = line;
-    this.steps.push(line.step);
+    const last = this.steps[this.steps.length - 1];
+    if (last === undefined || line.step > last) {
+      // A new step: its place in the file is read when a look-up needs it.
+      this.steps.push(line.step);
+      this.tailStale = true;
+    } else {
+      // A step the index read already (written before it was reported), or a resume, which rewrote the file
+      // without the steps past its checkpoint: catching up tells which.
+      await this.catchUp();
+    }
     const out: InspectorHostMessage[] = [{ type: 'steps', payload: { stepRanges: stepRanges(this.steps), live: this.live } }];
     if (this.follow) out.push(...(await this.selectStep(line.step)));
     return out;
@@ -262,15 +266,39 @@ export class InspectorModel {
     return { type: 'images', payload: { size, images: await this.options.thumbnails.images(this.dataSpec, ids, size) } };
   }
 
+  /**
+   * Indexes what the run's own selections file gained since it was last read;
+   * a file replaced or cut shorter (a resume keeps only the lines up to its
+   * checkpoint) is indexed again from its start.
+   */
+  private async catchUp(): Promise<void> {
+    const stat = await fs.promises.stat(this.tail.file).catch(() => undefined);
+    if (!stat) return;
+    if (stat.ino !== this.tailIno || stat.size < this.tail.offset) {
+      for (const [step, span] of this.spans) if (span.file === this.tail.file) this.spans.delete(step);
+      this.tail = { file: this.tail.file, offset: 0, lineNumber: 0 };
+      this.tailIno = stat.ino;
+    }
+    this.tail = await indexSelectionsTail(this.spans, this.tail);
+    this.tailStale = false;
+    this.steps = [...this.spans.keys()].sort((a, b) => a - b);
+    if (this.latest && this.latest.step > (this.steps.at(-1) ?? -1)) this.steps.push(this.latest.step);
+  }
+
   /** A step's selections line: the one just reported, else read from where the index says it lies. */
   private async lineAt(step: number): Promise<SelectionLine | undefined> {
     if (this.latest?.step === step) return this.latest;
-    if (!this.spans.has(step) && this.tailStale) {
-      this.tail = await indexSelectionsTail(this.spans, this.tail);
-      this.tailStale = false;
-    }
+    if (!this.spans.has(step) && this.tailStale) await this.catchUp();
     const span = this.spans.get(step);
-    return span && readSelectionAt(span);
+    if (!span) return undefined;
+    try {
+      return await readSelectionAt(span);
+    } catch {
+      // The file changed under the index (rewritten by a resume): index it again and read once more.
+      await this.catchUp();
+      const again = this.spans.get(step);
+      return again && readSelectionAt(again);
+    }
   }
 
   private async viewOf(requested: number | null): Promise<{ messages: InspectorHostMessage[]; step?: StepView }> {

@@ -151,8 +151,9 @@ export const readSelectionAt = (span: SelectionSpan): Promise<SelectionLine> => 
 /** The newest selections line along a lineage (the last batch trained), read without keeping the others. */
 export async function lastSelection(chain: readonly LineageLink[]): Promise<SelectionLine | undefined> {
   const { spans } = await indexSelections(chain);
-  const last = Math.max(-Infinity, ...spans.keys());
-  return Number.isFinite(last) ? readSelectionAt(spans.get(last)!) : undefined;
+  let last: number | undefined;
+  for (const step of spans.keys()) if (last === undefined || step > last) last = step;
+  return last === undefined ? undefined : readSelectionAt(spans.get(last)!);
 }
 
 /** Statuses of a run that is (or may soon be) writing lines. */

@@ -204,6 +204,26 @@ describe('DashboardModel', () => {
     assert.equal(delta.charts?.[0].series[0].n.reduce((s, n) => s + n, 0), 50);
   });
 
+  test('what a worker reports while its run is being read is kept: new lines once, lines already read not twice, the status', async () => {
+    const dir = writeFixtureRun(tmpDir(), { id: 'opening', method: 'uniform', steps: 100, pace: 1, status: 'running' });
+    const written = fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as MetricLine);
+    const trains = written.filter((line) => line.type === 'train');
+    const last = trains.at(-1)!;
+    const model = new DashboardModel();
+    const adding = model.addRun(dir);
+    assert.ok(model.has('opening'), 'its events are taken while it loads');
+    // The last line written (the read gets it too), then one written after the read passed: as a worker sends them.
+    model.appendMetric('opening', last);
+    model.appendMetric('opening', { ...last, step: last.step + 1, wall_s: last.wall_s + 1 });
+    model.updateRun('opening', { status: 'finished' });
+    await adding;
+    const snapshot = valid(await model.snapshot(view())) as Extract<DashboardHostMessage, { type: 'snapshot' }>;
+    const loss = snapshot.payload.charts.find((chart) => chart.metric === 'loss')!;
+    assert.equal(loss.series[0].n.reduce((sum, n) => sum + n, 0), trains.length + 1);
+    assert.equal(snapshot.payload.runs[0].status, 'finished');
+    assert.equal(snapshot.payload.runs[0].step, last.step + 1);
+  });
+
   test('a folder without a run is refused with a message', async () => {
     await assert.rejects(() => new DashboardModel().addRun(tmpDir()), /holds no run/);
   });

@@ -171,18 +171,25 @@ describe('InspectorModel', () => {
   });
 
   test('select-step finds the step or the nearest before it; follow shows each new step', async () => {
+    // Its own copy: the worker's lines are written to the file, as a worker does before reporting them.
+    const dir = writeFixtureRun(tmpDir(), { id: 'jest', method: 'jest', steps: 30, pace: 1, status: 'running' });
+    const file = path.join(dir, 'selections.jsonl');
+    const write = (l: SelectionLine): SelectionLine => (fs.appendFileSync(file, `${JSON.stringify(l)}\n`), l);
     const model = new InspectorModel(dir, { thumbnails });
     const [step] = (await model.selectStep(100)).map(valid) as Extract<InspectorHostMessage, { type: 'step' }>[];
     assert.equal(step.payload.step, 15);
     assert.equal(((await model.selectStep(0))[0] as Extract<InspectorHostMessage, { type: 'step' }>).payload.step, 1);
     const next: SelectionLine = { ...line, step: 16, ids: ['1', '2', '3', '4'] };
-    assert.deepEqual((await model.appendSelection(next)).map((m) => m.type), ['steps']);
+    assert.deepEqual((await model.appendSelection(write(next))).map((m) => m.type), ['steps']);
     model.setFollow(true);
-    const followed = (await model.appendSelection({ ...next, step: 17 })).map(valid);
+    const followed = (await model.appendSelection(write({ ...next, step: 17 }))).map(valid);
     assert.deepEqual(followed.map((m) => m.type), ['steps', 'step']);
     assert.deepEqual((followed[0] as Extract<InspectorHostMessage, { type: 'steps' }>).payload.stepRanges, [[1, 17]]);
-    // A resume rewrites from step 10: steps past it are gone.
-    const resumed = (await model.appendSelection({ ...next, step: 10 }))[0] as Extract<InspectorHostMessage, { type: 'steps' }>;
+    // A resume from step 9 replaces the file by the lines up to it, then writes step 10 again: steps past it are gone.
+    const kept = fs.readFileSync(file, 'utf8').split('\n').filter((l) => l && JSON.parse(l).step <= 9);
+    fs.writeFileSync(`${file}.tmp`, kept.map((l) => `${l}\n`).join(''));
+    fs.renameSync(`${file}.tmp`, file);
+    const resumed = (await model.appendSelection(write({ ...next, step: 10 })))[0] as Extract<InspectorHostMessage, { type: 'steps' }>;
     assert.deepEqual(resumed.payload.stepRanges, [[1, 10]]);
     assert.equal((model.updateStatus('finished') as Extract<InspectorHostMessage, { type: 'steps' }>).payload.live, false);
   });
@@ -200,6 +207,37 @@ describe('InspectorModel', () => {
     assert.deepEqual(six.payload.chosen.map((pair) => pair.id), ['6', '2', '3', '4']);
     const [five] = (await model.selectStep(5)).map(valid) as Extract<InspectorHostMessage, { type: 'step' }>[];
     assert.equal(five.payload.step, 5);
+  });
+
+  test('a line reported while the index is read, and a resume that rewrote the file, both leave every step readable', async () => {
+    const dir = writeFixtureRun(tmpDir(), { id: 'resumed', method: 'jest', steps: 6, pace: 1 });
+    const file = path.join(dir, 'selections.jsonl');
+    const lines = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as SelectionLine);
+    const model = new InspectorModel(dir, { thumbnails });
+    // Step 6 was written before it was reported, so the index reads it too: not a resume.
+    await model.appendSelection(lines[5]);
+    const shown = async (step: number): Promise<string[]> => {
+      const [view] = (await model.selectStep(step)).map(valid) as Extract<InspectorHostMessage, { type: 'step' }>[];
+      assert.equal(view?.type, 'step', `step ${step} shows`);
+      assert.equal(view.payload.step, step);
+      return view.payload.chosen.map((pair) => pair.id);
+    };
+    assert.deepEqual(await shown(5), lines[4].ids);
+    // A resume from step 3: the file is replaced by its first three lines, then step 4 is trained again.
+    const again: SelectionLine = { ...lines[3], ids: ['7', '8', '9', '10'] };
+    const replacement = `${file}.new`;
+    fs.writeFileSync(replacement, [...lines.slice(0, 3), again].map((l) => `${JSON.stringify(l)}\n`).join(''));
+    fs.renameSync(replacement, file);
+    const [steps] = (await model.appendSelection(again)).map(valid) as Extract<InspectorHostMessage, { type: 'steps' }>[];
+    assert.deepEqual(steps.payload.stepRanges, [[1, 4]]);
+    assert.deepEqual(await shown(2), lines[1].ids);
+    // Step 5 again, after the next line: read from the rewritten file, at its new place.
+    const five: SelectionLine = { ...lines[4], ids: ['11', '12', '13', '14'] };
+    fs.appendFileSync(file, `${JSON.stringify(five)}\n`);
+    await model.appendSelection(five);
+    await model.appendSelection({ ...five, step: 6 });
+    assert.deepEqual(await shown(4), ['7', '8', '9', '10']);
+    assert.deepEqual(await shown(5), ['11', '12', '13', '14']);
   });
 
   test('thumbnails of a step come as PNG data URIs', async () => {

@@ -153,7 +153,8 @@ export async function readJsonlSpan<T>(file: string, span: JsonlSpan): Promise<T
   const handle = await fs.promises.open(file, 'r');
   try {
     const buffer = Buffer.alloc(span.bytes);
-    await handle.read(buffer, 0, span.bytes, span.offset);
+    const { bytesRead } = await handle.read(buffer, 0, span.bytes, span.offset);
+    if (bytesRead !== span.bytes) throw new Error(`${file}:${span.lineNumber}: the file is shorter than when it was read (rewritten since?).`);
     return parseJsonlLine<T>(buffer.toString('utf8'), file, span.lineNumber);
   } finally {
     await handle.close();

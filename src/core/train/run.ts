@@ -120,6 +120,8 @@ async function trainFromCheckpoint(runDir: string, hooks: TrainHooks, control: R
   const config = resolveConfig(run.config);
   const from = resumePoint(runDir, run);
   const record = RunRecord.open(runDir, from?.step ?? 0);
+  // Claimed before the (slow) start-up: a second process asked to resume it meanwhile sees this one alive.
+  record.update({ status: 'starting', pid: process.pid });
   // After a retried write failure, evals past the checkpoint are taken again.
   evals.splice(0, evals.length, ...evals.filter((line) => line.step <= (from?.step ?? 0)));
   let trainer: Trainer | undefined;

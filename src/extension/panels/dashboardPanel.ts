@@ -115,7 +115,26 @@ export class DashboardPanel implements vscode.Disposable {
     for (const message of messages) void this.panel.webview.postMessage(message);
   }
 
+  /** The model's problems since the last look, as notices for the panel. */
+  private notices(): DashboardHostMessage[] {
+    return this.model.takeProblems().map((message) => {
+      this.context.log.warn(`Dashboard: ${message}`);
+      return { type: 'notice', payload: { level: 'warning', message } };
+    });
+  }
+
   private async receive(raw: unknown): Promise<void> {
+    try {
+      await this.answer(raw);
+    } catch (error) {
+      // Reading a run failed mid-way (a damaged or vanished log): say so in the panel; deltas keep coming.
+      this.ready = true;
+      this.context.log.error(`Dashboard: ${(error as Error).stack ?? error}`);
+      this.post({ type: 'notice', payload: { level: 'error', message: `Cannot show the runs: ${(error as Error).message}` } });
+    }
+  }
+
+  private async answer(raw: unknown): Promise<void> {
     const parsed = parseDashboardWebviewMessage(raw);
     if (!parsed.ok) {
       this.context.log.warn(`Dashboard: ignored a malformed message: ${parsed.problem}`);
@@ -127,13 +146,13 @@ export class DashboardPanel implements vscode.Disposable {
         this.view = message.payload.view;
         this.ready = false;
         await this.loaded;
-        this.post(await this.model.snapshot(this.view));
+        this.post(await this.model.snapshot(this.view), ...this.notices());
         // Deltas only after the snapshot they build on.
         this.ready = true;
         return;
       case 'view':
         this.view = message.payload.view;
-        this.post(...(await this.model.setView(this.view)));
+        this.post(...(await this.model.setView(this.view)), ...this.notices());
         return;
       case 'export-csv': {
         const result = await saveExport(message.payload.suggestedName, Buffer.from(message.payload.csv, 'utf8'), { CSV: ['csv'] }, this.context.workspaceFolders()[0]);

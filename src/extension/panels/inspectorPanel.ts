@@ -83,8 +83,14 @@ export class InspectorPanel implements vscode.Disposable {
   private async fromWorker(dir: string, event: WorkerEvent): Promise<void> {
     const model = this.model;
     if (!model || model.dir !== dir) return;
-    if (event.type === 'selection') this.post(...(await model.appendSelection(event.line as unknown as SelectionLine)));
-    else if (event.type === 'status') this.post(model.updateStatus(event.state === 'finished' && event.reason === 'stopped' ? 'stopped' : event.state));
+    try {
+      if (event.type === 'selection') this.post(...(await model.appendSelection(event.line as unknown as SelectionLine)));
+      else if (event.type === 'status') this.post(model.updateStatus(event.state === 'finished' && event.reason === 'stopped' ? 'stopped' : event.state));
+    } catch (error) {
+      // Reading the run's selections failed (a damaged or vanished log): said once per event, in the panel and the log.
+      this.context.log.warn(`Batch inspector: ${(error as Error).message}`);
+      this.post({ type: 'notice', payload: { level: 'error', message: `Cannot follow ${model.runId}: ${(error as Error).message}` } });
+    }
   }
 
   private post(...messages: InspectorHostMessage[]): void {
