@@ -170,6 +170,28 @@ describe('dashboard webview', () => {
     await panel.page.close();
   });
 
+  test('a curve of one eval so far shows it as a marker (a lone point has no line)', async () => {
+    const oneEvalRoot = tmpDir();
+    // Running, half its 400 steps written, evals every 150: one eval, at step 150.
+    writeFixtureRun(oneEvalRoot, { id: 'early', method: 'uniform', steps: 400, pace: 1, status: 'running', evalEvery: 150 });
+    const model = new DashboardModel({ heatmapIntervalMs: 0 });
+    await model.addRun(`${oneEvalRoot}/early`);
+    const panel = await openDashboard('dark', model);
+    // Pixels in a run colour (saturated), not the grid's or the axes' greys.
+    const coloured = (selector: string): Promise<number> =>
+      panel.page.$eval(selector, (element) => {
+        const canvas = element as HTMLCanvasElement;
+        const { data } = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height);
+        let count = 0;
+        for (let i = 0; i < data.length; i += 4) if (data[i + 3] > 200 && Math.max(data[i], data[i + 1], data[i + 2]) - Math.min(data[i], data[i + 1], data[i + 2]) > 80) count++;
+        return count;
+      });
+    await panel.page.waitForSelector('[data-metric="i2t_r1"] canvas');
+    assert.ok((await coloured('[data-metric="i2t_r1"] canvas')) >= 9, 'the single eval is drawn');
+    await screenshot(panel.page, 'dashboard-one-eval-dark');
+    await panel.page.close();
+  });
+
   test('live deltas from a training run extend its curves', async () => {
     const liveRoot = tmpDir();
     writeFixtureRun(liveRoot, { id: 'live', method: 'jest', steps: 400, pace: 2, status: 'running' });

@@ -174,6 +174,7 @@ describe('batch inspector webview', () => {
     const { panel } = await openInspector('light', path.join(root, 'uniform'));
     const { page } = panel;
     assert.equal(await page.locator('.chosen .card dt').count(), 0);
+    assert.match((await page.locator('#not-recorded').textContent())!, /draws its batches uniformly, so no candidates were scored or rejected/);
     await page.locator('.chosen .card').first().click();
     await page.waitForSelector('dialog#detail[open]');
     assert.match((await page.locator('#why').textContent())!, /picks uniformly at random/);

@@ -38,6 +38,8 @@ interface Drawn {
 }
 
 const chartHeight = 220;
+/** Curves with at most this many points show a marker at each. */
+const sparsePoints = 40;
 
 export class ChartView {
   readonly card: HTMLElement;
@@ -208,6 +210,13 @@ export class ChartView {
   }
 
   private options(): uPlot.Options {
+    // At most this many points shown: markers, else the line alone.
+    const sparse = (plot: uPlot, seriesIdx: number, idx0: number, idx1: number): boolean => {
+      const values = plot.data[seriesIdx];
+      let shown = 0;
+      for (let i = idx0; i <= idx1 && shown <= sparsePoints; i++) if (values[i] !== null && values[i] !== undefined) shown++;
+      return shown <= sparsePoints;
+    };
     const { colors, logX, runs, smoothing } = this.context;
     const axisFont = `11px ${colors.fontFamily}`;
     const series: uPlot.Series[] = [{}];
@@ -220,7 +229,8 @@ export class ChartView {
         { label: `${label} max`, stroke: 'transparent', width: 0, spanGaps: true, points: { show: false } },
         { label: `${label} min`, stroke: 'transparent', width: 0, spanGaps: true, points: { show: false } },
         // The raw curve stays visible under the smoothed one (or is the curve, unsmoothed).
-        { label: `${label} raw`, stroke: withAlpha(color, smoothing > 0 ? (colors.highContrast ? 0.55 : 0.35) : 1), width: smoothing > 0 ? 1 : 1.5, spanGaps: true, points: { show: false } },
+        // Sparse curves (a few evals so far) get a marker at each point: a lone eval has no line to draw.
+        { label: `${label} raw`, stroke: withAlpha(color, smoothing > 0 ? (colors.highContrast ? 0.55 : 0.35) : 1), width: smoothing > 0 ? 1 : 1.5, spanGaps: true, points: { show: sparse, size: 5, stroke: color, fill: color } },
         { label, stroke: color, width: 2, spanGaps: true, show: smoothing > 0, points: { show: false } },
       );
       bands.push({ series: [base, base + 1], fill: withAlpha(color, colors.highContrast ? 0.3 : 0.15) });

@@ -331,6 +331,8 @@ function renderRejected(): void {
       });
       note.append(' ', go);
     }
+  } else if (run && !run.scored) {
+    note.append(h('strong', { text: 'None: ' }), 'this run draws its batches uniformly, so no candidates were scored or rejected.');
   } else {
     note.append(h('strong', { text: 'Not recorded for this run. ' }), `It kept the picks of each step only (superBatchEvery 0, or a run from before that setting).${summary}`);
   }
