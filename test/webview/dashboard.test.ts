@@ -82,6 +82,10 @@ describe('dashboard webview', () => {
       const reach = await page.locator('#reach-table tbody tr').allTextContents();
       assert.equal(reach.length, 5);
       assert.ok(reach.some((row) => row.startsWith(' jest-f80') || row.includes('jest-f80')));
+      // Speed-up as sift compare gives it: the baseline's examples ÷ the run's (JEST learns faster per example here).
+      const speedup = async (run: string): Promise<number> => Number.parseFloat((await page.locator(`#reach-table tr[data-run="${run}"] td:nth-child(4)`).textContent())!);
+      assert.equal(await speedup('uniform'), 1);
+      assert.ok((await speedup('jest-f80')) > 1.2, `jest-f80 ${await speedup('jest-f80')}×`);
       assert.deepEqual(panel.dialogs, []);
       assert.deepEqual(await panel.violations(), []);
       assert.deepEqual(panel.errors, []);

@@ -286,7 +286,14 @@ function renderReach(): void {
     text: `First point where ${metricTitles[reach.metric].toLowerCase()} is ${direction} ${score(reach.target)}${reach.fromBaseline ? " (the baseline's final value)" : ''}${reach.metric === 'loss' ? ', on the smoothed curve' : ''}.`,
   });
   const table = h('table', { class: 'data' });
-  const head = h('tr', {}, ...['Run', 'Step', 'Examples seen', '× baseline', 'FLOPs', 'Training FLOPs', 'Wall time', 'Active time'].map((t, i) => h('th', { text: t, class: i > 0 ? 'number' : '' })));
+  const speedupHelp = "The baseline's examples to the target ÷ this run's: 2.00× reached it with half the examples (as sift compare reports it)";
+  const head = h(
+    'tr',
+    {},
+    ...['Run', 'Step', 'Examples seen', 'Speed-up (examples)', 'FLOPs', 'Training FLOPs', 'Wall time', 'Active time'].map((t, i) =>
+      h('th', { text: t, class: i > 0 ? 'number' : '', ...(i === 3 ? { title: speedupHelp } : {}) }),
+    ),
+  );
   table.append(h('thead', {}, head));
   const body = h('tbody');
   for (const row of reach.rows) {
@@ -298,7 +305,7 @@ function renderReach(): void {
       body.append(h('tr', { attrs: { 'data-run': row.run } }, name, h('td', { attrs: { colspan: '7' } }, `not reached${row.best !== undefined ? ` (best so far ${score(row.best)})` : ''}`)));
       continue;
     }
-    const ratio = baselineRow?.reached && baselineRow.examples_seen && row.examples_seen !== undefined ? `${(row.examples_seen / baselineRow.examples_seen).toFixed(2)}×` : '–';
+    const ratio = baselineRow?.reached && baselineRow.examples_seen && row.examples_seen ? `${(baselineRow.examples_seen / row.examples_seen).toFixed(2)}×` : '–';
     const cells = [
       row.step !== undefined ? String(row.step) : '–',
       row.examples_seen !== undefined ? si(row.examples_seen) : '–',
