@@ -40,6 +40,12 @@ const entries = [
 ];
 
 const watch = process.argv.includes('--watch');
+
+/** Builds once, or keeps rebuilding on changes with --watch. */
+async function buildOrWatch(options) {
+  if (watch) await (await esbuild.context(options)).watch();
+  else await esbuild.build(options);
+}
 for (const entry of entries) {
   const options = {
     entryPoints: [entry.in],
@@ -53,12 +59,7 @@ for (const entry of entries) {
     plugins: [bundleGradients],
     logLevel: 'warning',
   };
-  if (watch) {
-    const ctx = await esbuild.context(options);
-    await ctx.watch();
-  } else {
-    await esbuild.build(options);
-  }
+  await buildOrWatch(options);
 }
 
 // The panels' browser code: one bundle per webview, each importing its own CSS,
@@ -84,10 +85,5 @@ for (const entry of webviews) {
     sourcemap: true,
     logLevel: 'warning',
   };
-  if (watch) {
-    const ctx = await esbuild.context(options);
-    await ctx.watch();
-  } else {
-    await esbuild.build(options);
-  }
+  await buildOrWatch(options);
 }

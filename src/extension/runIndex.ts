@@ -11,15 +11,13 @@
  */
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { followJsonl, jsonlStart, type JsonlPosition } from '../core/runs/jsonl';
 import { runForest, type RunListing } from '../core/runs/lineage';
 import { orphaned, type MetricLine, type RunJson } from '../core/runs/record';
 
 interface MetricsTail {
-  /** Inode and bytes already parsed: only what lies past `offset` is read next time. */
-  ino: number;
-  offset: number;
-  /** A line whose newline has not arrived yet. */
-  partial: string;
+  /** How far metrics.jsonl was read: only what lies past it is read next time. */
+  position: JsonlPosition;
   lastTrainStep: number | undefined;
   bestI2tR1: number | undefined;
 }
@@ -128,32 +126,20 @@ export class RunIndex {
 
   private async readMetrics(dir: string): Promise<MetricsTail | undefined> {
     const file = path.join(dir, 'metrics.jsonl');
-    let handle: fs.FileHandle;
-    try {
-      handle = await fs.open(file, 'r');
-    } catch {
+    const tail = this.tails.get(dir) ?? { position: jsonlStart, lastTrainStep: undefined, bestI2tR1: undefined };
+    const reset = (): void => {
+      tail.lastTrainStep = undefined;
+      tail.bestI2tR1 = undefined;
+    };
+    // An unreadable log lists the run without its step and recall, as a missing one does.
+    const position = await followJsonl(file, tail.position, (text) => absorb(tail, text), reset).catch(() => undefined);
+    if (!position) {
       this.tails.delete(dir);
       return undefined;
     }
-    try {
-      const stat = await handle.stat();
-      let tail = this.tails.get(dir);
-      if (!tail || tail.ino !== stat.ino || stat.size < tail.offset) {
-        tail = { ino: stat.ino, offset: 0, partial: '', lastTrainStep: undefined, bestI2tR1: undefined };
-        this.tails.set(dir, tail);
-      }
-      if (stat.size > tail.offset) {
-        const buffer = Buffer.alloc(stat.size - tail.offset);
-        const { bytesRead } = await handle.read(buffer, 0, buffer.length, tail.offset);
-        tail.offset += bytesRead;
-        const lines = (tail.partial + buffer.subarray(0, bytesRead).toString('utf8')).split('\n');
-        tail.partial = lines.pop() ?? '';
-        for (const text of lines) absorb(tail, text);
-      }
-      return tail;
-    } finally {
-      await handle.close();
-    }
+    tail.position = position;
+    this.tails.set(dir, tail);
+    return tail;
   }
 }
 

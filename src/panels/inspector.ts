@@ -16,8 +16,8 @@
  * super-batch's other candidates (`rejected`) and the terms of each pick
  * logit (`contributions`); other steps keep the picks and a histogram.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { jsonlStart } from '../core/runs/jsonl';
 import type { RunJson, SelectionLine } from '../core/runs/record';
 import { readRunJson } from '../core/runs/record';
 import { chunkSizes } from '../core/selection/selectors';
@@ -33,7 +33,7 @@ import {
   type PickSplit,
   type StepView,
 } from '../protocol/webview';
-import { indexSelections, indexSelectionsTail, lineageOf, liveStatuses, readSelectionAt, type LineageLink, type SelectionSpan } from './runs';
+import { indexSelections, indexSelectionsTail, lineageOf, liveStatuses, readSelectionAt, type LineageLink, type SelectionSpan, type SelectionsTail } from './runs';
 import { resolveDataSpec, type PairText, type ThumbnailService } from './thumbnails';
 
 
@@ -170,9 +170,8 @@ export class InspectorModel {
   private json: RunJson;
   private readonly chain: LineageLink[];
   private spans = new Map<number, SelectionSpan>();
-  /** Where the run's own selections file was indexed to (and which file it was); `tailStale` once its worker wrote more. */
-  private tail = { file: '', offset: 0, lineNumber: 0 };
-  private tailIno = 0;
+  /** Where the run's own selections file was indexed to; `tailStale` once its worker wrote more. */
+  private tail: SelectionsTail = { file: '', position: jsonlStart };
   private tailStale = false;
   /** The newest line its worker reported (what a live view shows next). */
   private latest: SelectionLine | undefined;
@@ -189,10 +188,9 @@ export class InspectorModel {
     this.json = readRunJson(dir);
     this.chain = lineageOf(dir, this.json);
     this.dataSpec = resolveDataSpec(this.json.config.data, options.baseDirs ?? []);
-    this.indexed = indexSelections(this.chain).then(async ({ spans, tail }) => {
+    this.indexed = indexSelections(this.chain).then(({ spans, tail }) => {
       this.spans = spans;
       this.tail = tail;
-      this.tailIno = (await fs.promises.stat(tail.file).catch(() => undefined))?.ino ?? 0;
       this.steps = [...spans.keys()].sort((a, b) => a - b);
     });
     // A failure shows as the answer's error; this only keeps it from being an unhandled rejection meanwhile.
@@ -272,13 +270,6 @@ export class InspectorModel {
    * checkpoint) is indexed again from its start.
    */
   private async catchUp(): Promise<void> {
-    const stat = await fs.promises.stat(this.tail.file).catch(() => undefined);
-    if (!stat) return;
-    if (stat.ino !== this.tailIno || stat.size < this.tail.offset) {
-      for (const [step, span] of this.spans) if (span.file === this.tail.file) this.spans.delete(step);
-      this.tail = { file: this.tail.file, offset: 0, lineNumber: 0 };
-      this.tailIno = stat.ino;
-    }
     this.tail = await indexSelectionsTail(this.spans, this.tail);
     this.tailStale = false;
     this.steps = [...this.spans.keys()].sort((a, b) => a - b);

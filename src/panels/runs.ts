@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseJsonlLine, readJsonlSpan, scanJsonl, type JsonlSpan } from '../core/runs/jsonl';
+import { followJsonl, jsonlStart, parseJsonlLine, readJsonlSpan, scanJsonl, type JsonlPosition, type JsonlSpan } from '../core/runs/jsonl';
 import { readRunJson, type MetricLine, type RunJson, type SelectionLine } from '../core/runs/record';
 import type { RunInfo } from '../protocol/webview';
 
@@ -113,37 +113,47 @@ function stepOf(text: string, file: string, lineNumber: number): number | undefi
   return typeof line?.step === 'number' ? line.step : undefined;
 }
 
+/** How far the run's own selections file was indexed. */
+export interface SelectionsTail {
+  file: string;
+  position: JsonlPosition;
+}
+
 /**
  * Where each step's selections line lies along a lineage (the newest line of
  * a step wins, as in joinedLines), without keeping the lines: a long run's
  * selections are tens of megabytes. `tail` says where the run's own file was
  * read to, so that lines written since can be indexed with `indexSelectionsTail`.
  */
-export async function indexSelections(chain: readonly LineageLink[]): Promise<{ spans: Map<number, SelectionSpan>; tail: { file: string; offset: number; lineNumber: number } }> {
+export async function indexSelections(chain: readonly LineageLink[]): Promise<{ spans: Map<number, SelectionSpan>; tail: SelectionsTail }> {
   const spans = new Map<number, SelectionSpan>();
-  let tail = { file: '', offset: 0, lineNumber: 0 };
+  let tail: SelectionsTail = { file: '', position: jsonlStart };
   for (const link of chain) {
-    const file = path.join(link.dir, 'selections.jsonl');
-    const end = await scanJsonl(file, (text, span) => {
-      const step = stepOf(text, file, span.lineNumber);
-      if (step !== undefined && step <= link.throughStep) spans.set(step, { file, ...span });
-    });
-    tail = { file, ...end };
+    tail = { file: path.join(link.dir, 'selections.jsonl'), position: jsonlStart };
+    tail = await indexSelectionsTail(spans, tail, link.throughStep);
   }
   return { spans, tail };
 }
 
-/** Indexes the lines written to the run's own selections file since `tail`, into `spans`; returns the new tail. */
-export async function indexSelectionsTail(spans: Map<number, SelectionSpan>, tail: { file: string; offset: number; lineNumber: number }): Promise<typeof tail> {
-  const end = await scanJsonl(
-    tail.file,
+/**
+ * Indexes into `spans` the lines a selections file gained since `tail` (up to
+ * `throughStep`); a file rewritten since (a resume) is indexed again from its
+ * start, its old spans dropped. Returns the new tail.
+ */
+export async function indexSelectionsTail(spans: Map<number, SelectionSpan>, tail: SelectionsTail, throughStep = Infinity): Promise<SelectionsTail> {
+  const { file } = tail;
+  const position = await followJsonl(
+    file,
+    tail.position,
     (text, span) => {
-      const step = stepOf(text, tail.file, span.lineNumber);
-      if (step !== undefined) spans.set(step, { file: tail.file, ...span });
+      const step = stepOf(text, file, span.lineNumber);
+      if (step !== undefined && step <= throughStep) spans.set(step, { file, ...span });
     },
-    tail,
+    () => {
+      for (const [step, span] of spans) if (span.file === file) spans.delete(step);
+    },
   );
-  return { file: tail.file, ...end };
+  return { file, position: position ?? tail.position };
 }
 
 export const readSelectionAt = (span: SelectionSpan): Promise<SelectionLine> => readJsonlSpan<SelectionLine>(span.file, span);

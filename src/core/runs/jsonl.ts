@@ -148,6 +148,44 @@ export async function scanJsonl(
   return { offset, lineNumber };
 }
 
+/** How far a growing JSON Lines file has been read, and which file it was (its inode). */
+export interface JsonlPosition {
+  ino: number;
+  offset: number;
+  lineNumber: number;
+}
+
+/** Nothing read yet. */
+export const jsonlStart: JsonlPosition = { ino: 0, offset: 0, lineNumber: 0 };
+
+/**
+ * Reads the whole lines a growing file gained since `from` (see scanJsonl).
+ * A file replaced or cut shorter since then (a resume rewrites a run's logs
+ * without the lines past its checkpoint) is read again from its start, after
+ * `restart` is called so the caller can forget what it took from the old one.
+ * Returns the new position, or undefined when the file is missing.
+ */
+export async function followJsonl(
+  file: string,
+  from: JsonlPosition,
+  visit: (text: string, span: JsonlSpan) => void,
+  restart: () => void = () => undefined,
+): Promise<JsonlPosition | undefined> {
+  let stat: fs.Stats;
+  try {
+    stat = await fs.promises.stat(file);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+  let start = from;
+  if (stat.ino !== from.ino || stat.size < from.offset) {
+    if (from.ino !== 0) restart();
+    start = jsonlStart;
+  }
+  return { ino: stat.ino, ...(await scanJsonl(file, visit, start)) };
+}
+
 /** The line at `span`, parsed. */
 export async function readJsonlSpan<T>(file: string, span: JsonlSpan): Promise<T> {
   const handle = await fs.promises.open(file, 'r');
