@@ -134,9 +134,7 @@ test('a branch at a kept checkpoint shows under its parent; both stop', { timeou
   await wb().screenshot('05b-inspector');
 
   // Two runs train: Stop asks which.
-  await wb().runCommand('Sift: Stop Run');
-  await wb().waitForQuickInput(/Stop which run/);
-  await wb().pick(child);
+  await wb().runCommandAndPick('Sift: Stop Run', /Stop which run/, child);
   await wb().waitForRows((r) => r.length === 2 && /, stopped, /.test(r[1].label), 'the branch stopped');
   await wb().runCommand('Sift: Stop Run');
   await wb().waitForRows((r) => r.length === 2 && /, stopped, /.test(r[0].label), 'the parent stopped');

@@ -217,6 +217,24 @@ export class Workbench {
     }
   }
 
+  /**
+   * Runs a command and picks `label` in the quick pick it opens. A panel that
+   * has just opened can take the focus and close the pick before it is
+   * clicked (seen once in CI); then the command runs once more.
+   */
+  async runCommandAndPick(command: string, title: RegExp, label: string | RegExp): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      await this.runCommand(command);
+      await this.waitForQuickInput(title);
+      try {
+        return await this.pick(label, 10_000);
+      } catch (error) {
+        if (attempt === 2) throw error;
+        await this.page.keyboard.press('Escape');
+      }
+    }
+  }
+
   /** Types into an open input box (replacing its value) and accepts it. */
   async answer(text: string): Promise<void> {
     const input = this.quickInput.locator('input');
