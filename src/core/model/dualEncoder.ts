@@ -19,7 +19,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { Rng } from '../random';
-import { dense, embed, gelu, l2Normalize, layerNorm } from './ops';
+import { addToEach, dense, embed, gelu, l2Normalize, layerNorm } from './ops';
 import { ParamStore } from './params';
 
 export { defaultModelConfig, type ModelConfig } from './modelConfig';
@@ -210,7 +210,7 @@ export class DualEncoder {
     const patches = tf.tensor3d(batch.patches, [batch.count, tokens, patchLength]);
     let position = p.get('image/pos') as tf.Tensor2D;
     if (batch.scale > 1) position = tf.div(tf.matMul(this.replicate(batch.scale), position), batch.scale * batch.scale);
-    const x = tf.add(dense(patches, p.get('image/patch/w') as tf.Tensor2D, p.get('image/patch/b') as tf.Tensor1D), position);
+    const x = addToEach(dense(patches, p.get('image/patch/w') as tf.Tensor2D, p.get('image/patch/b') as tf.Tensor1D), position);
     const mixed = this.mixer(x, this.imageMixer, batch.scale);
     const pooled = tf.mean(mixed, 1) as tf.Tensor2D;
     return l2Normalize(dense(pooled, p.get('image/head/w') as tf.Tensor2D) as tf.Tensor2D);
@@ -221,7 +221,7 @@ export class DualEncoder {
     const c = this.config;
     const p = this.params;
     const idTensor = tf.tensor2d(ids, [count, c.textLength], 'int32');
-    const x = tf.add(embed(p.get('text/embed') as tf.Tensor2D, idTensor), p.get('text/pos'));
+    const x = addToEach(embed(p.get('text/embed') as tf.Tensor2D, idTensor), p.get('text/pos'));
     const mixed = this.mixer(x, this.textMixer, 1);
     // Mean over the caption's real tokens only; padding carries no meaning.
     const mask = tf.expandDims(tf.cast(tf.notEqual(idTensor, 0), 'float32'), 2);
