@@ -37,6 +37,8 @@ const entries = [
   { in: 'src/extension/extension.ts', out: 'dist/extension.js' },
   // The training process the CLI and the editor fork; they find it beside themselves in dist/.
   { in: 'src/worker/main.ts', out: 'dist/worker.js' },
+  // Data-parallel replicas of the learner: worker threads the training process starts from dist/.
+  { in: 'src/core/train/replicaThread.ts', out: 'dist/replica.js' },
 ];
 
 const watch = process.argv.includes('--watch');

@@ -45,7 +45,7 @@ export interface RunJson {
   updated: string;
   config: TrainConfig;
   seed: number;
-  backend?: { chosen: BackendName; attempts: BackendAttempt[]; warning?: string };
+  backend?: { chosen: BackendName; attempts: BackendAttempt[]; warning?: string; threads?: number; threadsReason?: string };
   data?: { train: DataSummary; eval: DataSummary; evalHeldOut: boolean };
   model?: { parameters: number; forwardFlopsPerExample: number; vocabSize: number };
   parent: string | null;

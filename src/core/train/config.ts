@@ -55,6 +55,8 @@ export interface TrainConfig {
   seed: number;
   /** TensorFlow.js backend: auto tries node-gpu → node → wasm → cpu. */
   backend: BackendChoice;
+  /** Threads training and scoring run on, data-parallel (wasm and cpu backends); 0 = one per core, at most 8. */
+  threads: number;
   /** sigmoid (SigLIP) or softmax (CLIP). */
   loss: LossKind;
   /** Peak learning rate of AdamW. */
@@ -115,6 +117,7 @@ export const defaultTrainConfig: TrainConfig = {
   batchSize: 64,
   seed: 0,
   backend: 'auto',
+  threads: 0,
   loss: 'sigmoid',
   learningRate: 2e-3,
   warmupSteps: 25,
@@ -156,6 +159,7 @@ export const configHelp: Record<keyof TrainConfig, string> = {
   batchSize: 'pairs trained per step',
   seed: 'seed of every random choice',
   backend: `TensorFlow.js backend: auto, ${backendNames.join(', ')}`,
+  threads: 'CPU threads for data-parallel training and scoring on wasm/cpu (0 = one per core, at most 8)',
   loss: 'sigmoid (SigLIP) or softmax (CLIP)',
   learningRate: 'peak AdamW learning rate',
   warmupSteps: 'linear warm-up steps, then cosine decay',
@@ -206,6 +210,7 @@ export const fieldKinds: Record<keyof TrainConfig, FieldKind> = {
   batchSize: { kind: 'int', min: 2 },
   seed: { kind: 'int', min: 0 },
   backend: { kind: 'enum', values: ['auto', ...backendNames] },
+  threads: { kind: 'int', min: 0 },
   loss: { kind: 'enum', values: ['sigmoid', 'softmax'] },
   learningRate: { kind: 'number', min: 0, max: 1 },
   warmupSteps: { kind: 'int', min: 0 },

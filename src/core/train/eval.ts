@@ -7,13 +7,13 @@
  * text→image hit is any image whose caption has that text. Duplicates neither
  * help nor hurt: captions are ranked once per distinct text.
  */
-import * as tf from '@tensorflow/tfjs-core';
 import type { ImageTextDataset } from '../data/types';
 import type { Tokenizer } from '../data/tokenizer';
 import { patchify, type DualEncoder } from '../model/dualEncoder';
+import { localEmbedder, type Embedder } from './replicas';
 
-/** Largest batch one forward pass takes: the wasm backend fails with an out-of-bounds memory access between 1,600 and 2,560 images at the default width (64), sooner for wider models. */
-export const FORWARD_CHUNK = 512;
+/** Images decoded and held at once while embedding a dataset. */
+const imageLoadChunk = 2048;
 
 export interface RetrievalMetrics {
   i2t_r1: number;
@@ -22,27 +22,23 @@ export interface RetrievalMetrics {
   t2i_r5: number;
 }
 
-/** Embeds images of `dataset` (by index) in chunks; returns [count, embedDim] row-major. */
-export async function embedDatasetImages(model: DualEncoder, dataset: ImageTextDataset, indices: readonly number[], scale = 1): Promise<Float32Array> {
+/** Embeds images of `dataset` (by index), loading a chunk of images at a time; returns [count, embedDim] row-major. */
+export async function embedDatasetImages(model: DualEncoder, dataset: ImageTextDataset, indices: readonly number[], scale = 1, embedder: Embedder = localEmbedder(model)): Promise<Float32Array> {
   const { imageSize, patchSize, embedDim } = model.config;
   const out = new Float32Array(indices.length * embedDim);
-  for (let start = 0; start < indices.length; start += FORWARD_CHUNK) {
-    const chunk = indices.slice(start, start + FORWARD_CHUNK);
+  for (let start = 0; start < indices.length; start += imageLoadChunk) {
+    const chunk = indices.slice(start, start + imageLoadChunk);
     const pixels = await dataset.loadImages(chunk);
-    const values = tf.tidy(() => model.embedImages(patchify(pixels, chunk.length, imageSize, patchSize, scale)).dataSync());
-    out.set(values, start * embedDim);
+    const { image } = await embedder.embed({ images: [patchify(pixels, chunk.length, imageSize, patchSize, scale)], texts: 0 });
+    out.set(image!, start * embedDim);
   }
   return out;
 }
 
-export function embedCaptions(model: DualEncoder, tokenizer: Tokenizer, captions: readonly string[]): Float32Array {
-  const out = new Float32Array(captions.length * model.config.embedDim);
-  for (let start = 0; start < captions.length; start += FORWARD_CHUNK) {
-    const chunk = captions.slice(start, start + FORWARD_CHUNK);
-    const values = tf.tidy(() => model.embedTexts(tokenizer.encodeBatch(chunk), chunk.length).dataSync());
-    out.set(values, start * model.config.embedDim);
-  }
-  return out;
+export async function embedCaptions(model: DualEncoder, tokenizer: Tokenizer, captions: readonly string[], embedder: Embedder = localEmbedder(model)): Promise<Float32Array> {
+  if (captions.length === 0) return new Float32Array(0);
+  const { text } = await embedder.embed({ images: [], ids: tokenizer.encodeBatch(captions), texts: captions.length });
+  return text!;
 }
 
 /** Distinct caption texts and, for each row, the index of its text among them. */
@@ -168,14 +164,14 @@ export function prepareEvalSet(dataset: ImageTextDataset, maxRows: number, pickS
   return { dataset, indices, texts, textOf, labels, classes };
 }
 
-export async function evaluate(model: DualEncoder, tokenizer: Tokenizer, set: EvalSet, zeroshotTemplate: string): Promise<EvalResult> {
+export async function evaluate(model: DualEncoder, tokenizer: Tokenizer, set: EvalSet, zeroshotTemplate: string, embedder: Embedder = localEmbedder(model)): Promise<EvalResult> {
   const dim = model.config.embedDim;
-  const images = await embedDatasetImages(model, set.dataset, set.indices);
-  const texts = embedCaptions(model, tokenizer, set.texts);
+  const images = await embedDatasetImages(model, set.dataset, set.indices, 1, embedder);
+  const texts = await embedCaptions(model, tokenizer, set.texts, embedder);
   const retrieval = retrievalMetrics(images, texts, set.textOf, dim);
   let zeroshot: number | undefined;
   if (set.classes.length > 1) {
-    const prompts = embedCaptions(model, tokenizer, set.classes.map((name) => zeroshotTemplate.replaceAll('{label}', name)));
+    const prompts = await embedCaptions(model, tokenizer, set.classes.map((name) => zeroshotTemplate.replaceAll('{label}', name)), embedder);
     zeroshot = zeroShotAccuracy(images, set.labels, prompts, set.classes, dim);
   }
   return { ...retrieval, ...(zeroshot === undefined ? {} : { zeroshot_acc: zeroshot }), eval_examples: set.indices.length, chance_r1: 1 / set.texts.length };

@@ -105,7 +105,7 @@ export async function referenceEmbeddings(
   for (let start = 0; start < dataset.size; start += chunk) {
     const indices = Array.from({ length: Math.min(chunk, dataset.size - start) }, (_, i) => start + i);
     image.set(await embedDatasetImages(model, dataset, indices), start * dim);
-    text.set(embedCaptions(model, tokenizer, indices.map((i) => dataset.caption(i))), start * dim);
+    text.set(await embedCaptions(model, tokenizer, indices.map((i) => dataset.caption(i))), start * dim);
     onProgress?.(start + indices.length, dataset.size);
   }
   fs.mkdirSync(path.dirname(cacheFile), { recursive: true });

@@ -23,7 +23,9 @@ import { JsonlWriter } from '../runs/jsonl';
 import type { DataSummary, EvalMetrics, RunRecord, SelectionLine, TrainMetrics } from '../runs/record';
 import { modelConfigFor, needsReference, superBatchSize, type TrainConfig } from './config';
 import { loadReference, noiseSeparation, referenceEmbeddings, type ReferenceEmbeddings } from './reference';
-import { evaluate, FORWARD_CHUNK, prepareEvalSet, type EvalSet } from './eval';
+import { evaluate, prepareEvalSet, type EvalSet } from './eval';
+import { localEmbedder, ReplicaPool, threadsFor, type Embedder } from './replicas';
+import { embedShard, type Shard } from './replicaProtocol';
 import { AdamW, learningRateAt } from './optimizer';
 
 export interface TrainHooks {
@@ -81,6 +83,7 @@ export class Trainer {
   private readonly selectionRng: Rng;
   private readonly referenceSeen: Uint8Array;
   private readonly selections: JsonlWriter;
+  private readonly embedder: Embedder;
 
   private constructor(
     readonly config: TrainConfig,
@@ -94,9 +97,12 @@ export class Trainer {
     private readonly optimizer: AdamW,
     private readonly sampler: EpochSampler,
     private readonly reference: ReferenceEmbeddings | undefined,
+    /** Replica threads for data-parallel steps and forward passes; none when the run uses one thread. */
+    private readonly replicas: ReplicaPool | undefined,
     state: TrainerState,
   ) {
     this.state = state;
+    this.embedder = replicas ?? localEmbedder(model);
     this.startedAt = Date.parse(record.run.created);
     this.selectionRng = new Rng(state.selectionRng);
     this.referenceSeen = new Uint8Array(Buffer.from(state.referenceSeen, 'base64'));
@@ -113,6 +119,7 @@ export class Trainer {
   static async open(config: TrainConfig, record: RunRecord, hooks: TrainHooks = {}, resume?: { fromRunDir: string; step: number }): Promise<Trainer> {
     const datasets: ImageTextDataset[] = [];
     let model: DualEncoder | undefined;
+    let replicas: ReplicaPool | undefined;
     try {
       const backend = await selectBackend(config.backend);
       record.update({ backend: { chosen: backend.chosen, attempts: backend.attempts, warning: backend.warning } });
@@ -227,8 +234,15 @@ export class Trainer {
           tokenizer: tokenizer.toJson(),
         };
       }
-      return new Trainer(config, record, hooks, train, evalSet, datasets, tokenizer, model, optimizer, sampler, reference, state);
+      const { threads, reason } = threadsFor(config.threads, backend.chosen);
+      if (threads > 1) {
+        hooks.onStage?.(`Starting ${threads} training threads (${reason})…`);
+        replicas = await ReplicaPool.start(model, threads, backend.chosen);
+      }
+      record.update({ backend: { chosen: backend.chosen, attempts: backend.attempts, warning: backend.warning, threads, threadsReason: reason } });
+      return new Trainer(config, record, hooks, train, evalSet, datasets, tokenizer, model, optimizer, sampler, reference, replicas, state);
     } catch (error) {
+      await replicas?.close();
       model?.dispose();
       await Promise.all(datasets.map((d) => d.close()));
       throw error;
@@ -256,7 +270,7 @@ export class Trainer {
   }
 
   /** The learner's and the reference's per-pair loss (and logit) matrices over the candidates. */
-  private scoreCandidates(candidates: number[], pixels: Float32Array, captions: string[]): { learner?: PairMatrices; reference?: PairMatrices } {
+  private async scoreCandidates(candidates: number[], pixels: Float32Array, captions: string[]): Promise<{ learner?: PairMatrices; reference?: PairMatrices }> {
     const { config, model } = this;
     const size = candidates.length;
     const dim = model.config.embedDim;
@@ -264,19 +278,9 @@ export class Trainer {
     const perExample = forwardFlops(model.config, scale);
     let learner: PairMatrices | undefined;
     if (config.method !== 'easy-reference') {
+      const embedded = await this.embedder.embed({ images: [patchify(pixels, size, config.imageSize, config.patchSize, scale)], ids: this.tokenizer.encodeBatch(captions), texts: size });
       learner = tf.tidy(() => {
-        // Forward passes in chunks: the wasm backend fails on ~1,280 examples at once.
-        const imageChunks: tf.Tensor2D[] = [];
-        const textChunks: tf.Tensor2D[] = [];
-        const imageFloats = config.imageSize * config.imageSize * 3;
-        for (let start = 0; start < size; start += FORWARD_CHUNK) {
-          const count = Math.min(FORWARD_CHUNK, size - start);
-          imageChunks.push(model.embedImages(patchify(pixels.subarray(start * imageFloats, (start + count) * imageFloats), count, config.imageSize, config.patchSize, scale)));
-          textChunks.push(model.embedTexts(this.tokenizer.encodeBatch(captions.slice(start, start + count)), count));
-        }
-        const image = imageChunks.length === 1 ? imageChunks[0] : (tf.concat(imageChunks) as tf.Tensor2D);
-        const text = textChunks.length === 1 ? textChunks[0] : (tf.concat(textChunks) as tf.Tensor2D);
-        const out = contrastiveLoss(config.loss, image, text, model.temperature, model.bias);
+        const out = contrastiveLoss(config.loss, tf.tensor2d(embedded.image!, [size, dim]), tf.tensor2d(embedded.text!, [size, dim]), model.temperature, model.bias);
         return { pairLoss: { size, values: out.pairLoss.dataSync() as Float32Array }, logits: { size, values: out.logits.dataSync() as Float32Array } };
       });
       this.state.flopsScore += (perExample.image + perExample.text) * size + similarityFlops(size, size, dim);
@@ -328,6 +332,56 @@ export class Trainer {
     return { selection, scores };
   }
 
+  /** The batch loss and its gradient for every trainable variable, in this thread. */
+  private async localGradients(shard: Shard): Promise<{ loss: number; grads: tf.NamedTensorMap }> {
+    const { config, model } = this;
+    const { value, grads } = tf.variableGrads(() => {
+      const { image, text } = embedShard(model, shard);
+      return contrastiveLoss(config.loss, image!, text!, model.temperature, model.bias).loss;
+    });
+    const loss = (await value.data())[0];
+    value.dispose();
+    return { loss, grads };
+  }
+
+  /**
+   * The same loss and gradient computed across the replica threads: they
+   * embed their rows, this thread turns the whole batch's embeddings into the
+   * loss and d loss / d embedding (and the temperature's and bias's
+   * gradients), they backpropagate it through their towers (replicas.ts).
+   */
+  private async parallelGradients(shard: Shard): Promise<{ loss: number; grads: tf.NamedTensorMap }> {
+    const { config, model } = this;
+    const rows = shard.texts;
+    const dim = model.config.embedDim;
+    const logTemperature = model.params.get('logit/log_temperature');
+    const bias = model.params.get('logit/bias');
+    // The softmax loss has no bias term; asking tfjs for its gradient would be an error.
+    const withBias = config.loss === 'sigmoid';
+    let loss = NaN;
+    const logitGrads = new Map<string, number>();
+    const flat = await this.replicas!.gradients(shard, (image, text) =>
+      tf.tidy(() => {
+        const lossOf = (x: tf.Tensor, y: tf.Tensor, t: tf.Tensor, b?: tf.Tensor) => contrastiveLoss(config.loss, x as tf.Tensor2D, y as tf.Tensor2D, tf.exp(t), b ?? bias).loss;
+        const inputs = [tf.tensor2d(image, [rows, dim]), tf.tensor2d(text, [rows, dim]), logTemperature, ...(withBias ? [bias] : [])];
+        const { value, grads } = tf.valueAndGrads(lossOf)(inputs);
+        loss = value.dataSync()[0];
+        logitGrads.set(logTemperature.name, grads[2].dataSync()[0]);
+        if (withBias) logitGrads.set(bias.name, grads[3].dataSync()[0]);
+        return { dImage: grads[0].dataSync() as Float32Array, dText: grads[1].dataSync() as Float32Array };
+      }),
+    );
+    const grads: tf.NamedTensorMap = {};
+    let offset = 0;
+    for (const variable of model.params.variables.values()) {
+      const logitGrad = logitGrads.get(variable.name);
+      if (logitGrad !== undefined) grads[variable.name] = tf.scalar(logitGrad);
+      else if (variable !== logTemperature && variable !== bias) grads[variable.name] = tf.tensor(flat.subarray(offset, offset + variable.size), variable.shape);
+      offset += variable.size;
+    }
+    return { loss, grads };
+  }
+
   /** One optimizer step: choose the batch (uniform, or scored and selected), train on it, record both. */
   async trainStep(): Promise<TrainMetrics> {
     const started = performance.now();
@@ -349,7 +403,7 @@ export class Trainer {
       const candidates = this.sampler.next(superBatchSize(config));
       const candidatePixels = await train.loadImages(candidates);
       const scoreStart = performance.now();
-      const { learner, reference } = this.scoreCandidates(candidates, candidatePixels, candidates.map((i) => train.caption(i)));
+      const { learner, reference } = await this.scoreCandidates(candidates, candidatePixels, candidates.map((i) => train.caption(i)));
       const selectStart = performance.now();
       const { selection, scores } = this.select(learner, reference);
       selectSeconds = (performance.now() - selectStart) / 1000;
@@ -369,13 +423,8 @@ export class Trainer {
     const ids = this.tokenizer.encodeBatch(rows.map((i) => train.caption(i)));
     const fullPatches = fullRes > 0 ? patchify(pixels.subarray(0, fullRes * imageFloats), fullRes, config.imageSize, config.patchSize, 1) : undefined;
     const lowPatches = lowRes > 0 ? patchify(pixels.subarray(fullRes * imageFloats), lowRes, config.imageSize, config.patchSize, 2) : undefined;
-    const { value, grads } = tf.variableGrads(() => {
-      const parts = [fullPatches, lowPatches].filter((p) => p !== undefined).map((p) => model.embedImages(p));
-      const image = parts.length === 1 ? parts[0] : (tf.concat(parts, 0) as tf.Tensor2D);
-      const text = model.embedTexts(ids, batch);
-      return contrastiveLoss(config.loss, image, text, model.temperature, model.bias).loss;
-    });
-    const loss = (await value.data())[0];
+    const shard: Shard = { images: [fullPatches, lowPatches].filter((p) => p !== undefined), ids, texts: batch };
+    const { loss, grads } = this.replicas ? await this.parallelGradients(shard) : await this.localGradients(shard);
     let gradNorm = NaN;
     if (Number.isFinite(loss)) {
       this.state.badSteps = 0;
@@ -386,11 +435,12 @@ export class Trainer {
       this.state.skippedSteps++;
       this.hooks.onWarning?.(`step ${step + 1}: loss is ${loss}; the update was skipped (${this.state.badSteps} in a row).`);
       if (this.state.badSteps > config.maxBadSteps) {
-        tf.dispose([value, ...Object.values(grads)]);
+        tf.dispose(Object.values(grads));
         throw new Error(`The loss was not finite for ${this.state.badSteps} steps in a row (last at step ${step + 1}). Lower learningRate (now ${config.learningRate}) or check the data.`);
       }
     }
-    tf.dispose([value, ...Object.values(grads)]);
+    tf.dispose(Object.values(grads));
+    this.replicas?.publish();
     const [temperature, bias] = tf.tidy(() => [model.temperature.dataSync()[0], model.bias.dataSync()[0]]);
     const full = forwardFlops(model.config, 1);
     const low = forwardFlops(model.config, 2);
@@ -495,7 +545,7 @@ export class Trainer {
     const started = performance.now();
     this.hooks.onStage?.(`Evaluating at step ${this.state.step} on ${this.evalSet.indices.length} pairs…`);
     const template = this.config.zeroshotTemplate || this.evalSet.dataset.zeroshotTemplate || 'a photo of a {label}';
-    const result = await evaluate(this.model, this.tokenizer, this.evalSet, template);
+    const result = await evaluate(this.model, this.tokenizer, this.evalSet, template, this.embedder);
     this.state.activeSeconds += (performance.now() - started) / 1000;
     const line: EvalMetrics = {
       type: 'eval',
@@ -529,6 +579,7 @@ export class Trainer {
   }
 
   async close(): Promise<void> {
+    await this.replicas?.close();
     this.selections.close();
     this.optimizer.dispose();
     this.model.dispose();
