@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readJsonl } from '../core/runs/jsonl';
 import { branchOverrides, listRuns, openRunJson, type RunListing } from '../core/runs/lineage';
-import { readRunJson, type EvalMetrics, type MetricLine, type TrainMetrics } from '../core/runs/record';
+import { describeBackend, readRunJson, type EvalMetrics, type MetricLine, type TrainMetrics } from '../core/runs/record';
 import { ConfigError, readConfigFile, type TrainConfig } from '../core/train/config';
 import { workerProtocolVersion, type WorkerCommand, type WorkerEvent } from '../protocol/worker';
 import { WorkerClient } from '../worker/client';
@@ -94,7 +94,7 @@ function printFinished(runDir: string): void {
   const summary = run.summary;
   if (summary && run.backend && run.model) {
     const rate = summary.examplesSeen / Math.max(summary.wallSeconds, 1e-9);
-    process.stdout.write(`backend ${run.backend.chosen}, ${formatCount(run.model.parameters)} parameters, ${summary.steps} steps, ${formatCount(summary.examplesSeen)} examples in ${formatDuration(summary.wallSeconds)} (${rate.toFixed(0)} examples/s incl. eval)\n`);
+    process.stdout.write(`backend ${describeBackend(run.backend)}, ${formatCount(run.model.parameters)} parameters, ${summary.steps} steps, ${formatCount(summary.examplesSeen)} examples in ${formatDuration(summary.wallSeconds)} (${rate.toFixed(0)} examples/s incl. eval)\n`);
   }
   if (run.parent !== null) process.stdout.write(`branch of ${run.parent} at step ${run.forkStep}; the evals below are the branch's own\n`);
   if (evals.length > 0) process.stdout.write(`\n${evalTable(evals)}\n`);

@@ -6,6 +6,7 @@
  */
 import * as path from 'node:path';
 import { formatCount, formatDuration } from '../cli/format';
+import { describeBackend } from '../core/runs/record';
 import type { IndexedRun } from './runIndex';
 import { throughput, type LiveRun } from './runManager';
 
@@ -65,7 +66,7 @@ function tooltip(run: IndexedRun | undefined, live: LiveRun | undefined, node: P
   const lines = [`**${node.id}** — ${node.status}`, '', `step ${node.step} of ${node.totalSteps}`];
   const json = run?.json;
   if (json) lines.push(`method \`${json.config.method}\`, batch ${json.config.batchSize}, data \`${json.config.data}\``);
-  if (json?.backend) lines.push(`backend \`${json.backend.chosen}\``);
+  if (json?.backend) lines.push(`backend \`${describeBackend(json.backend)}\``);
   if (best !== undefined) lines.push(`best image→text R@1 ${percent(best)}`);
   if (node.parent !== null) lines.push(`branch of \`${node.parent}\` at step ${node.forkStep}`);
   const diff = json?.configDiff ? Object.entries(json.configDiff) : [];

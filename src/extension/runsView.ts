@@ -7,6 +7,7 @@
  * CLI) — never polled.
  */
 import * as vscode from 'vscode';
+import { describeBackend } from '../core/runs/record';
 import type { TrainConfig } from '../core/train/config';
 import { Coalescer } from './coalesce';
 import { flatten, runNodes, type RunNode } from './present';
@@ -61,7 +62,8 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunNode>, vscod
 
   /** The backend a run trains on, from its run.json as last read. */
   backendOf(dir: string): string | undefined {
-    return this.index.get(dir)?.json?.backend?.chosen;
+    const backend = this.index.get(dir)?.json?.backend;
+    return backend && describeBackend(backend);
   }
 
   /** A run's resolved config, from its run.json as last read. */

@@ -70,6 +70,11 @@ export interface RunJson {
   summary?: { steps: number; examplesSeen: number; wallSeconds: number; finalEval?: EvalMetrics; skippedSteps: number };
 }
 
+/** The backend a run trains on as people say it: `wasm × 2 threads`, `webgpu`. */
+export function describeBackend(backend: NonNullable<RunJson['backend']>): string {
+  return backend.threads && backend.threads > 1 ? `${backend.chosen} × ${backend.threads} threads` : backend.chosen;
+}
+
 export interface TrainMetrics {
   type: 'train';
   step: number;

@@ -108,7 +108,8 @@ function splitShard(shard: Shard, parts: number, textLength: number): ShardPart[
     const perImage = batch.patches.length / batch.count;
     splitRange(batch.count, parts).forEach(([start, end], k) => {
       if (end === start) return;
-      out[k].shard.images.push({ patches: batch.patches.subarray(start * perImage, end * perImage), count: end - start, scale: batch.scale });
+      // A copy, not a view: posting a view to a thread would copy its whole buffer.
+      out[k].shard.images.push({ patches: batch.patches.slice(start * perImage, end * perImage), count: end - start, scale: batch.scale });
       for (let row = start; row < end; row++) out[k].imageRows.push(base + row);
     });
     base += batch.count;
