@@ -6,10 +6,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
-import { probeBackends, selectBackend, type BackendAttempt, type BackendName } from '../core/backend';
+import { adapterLabel, probeBackends, selectBackend, webGpuFix, type BackendAttempt, type BackendName, type WebGpuAdapter } from '../core/backend';
 import { configHelp, configKeys, ConfigError, defaultTrainConfig, readConfigFile, resolveConfig, validateConfig, type TrainConfig } from '../core/train/config';
 import { comparableMetrics, compareRuns, comparisonMarkdown, type ComparableMetric } from '../core/runs/compare';
+import type { NativeMatMulStatus } from '../core/nativeMatMul';
 import { newRunId } from '../core/runs/record';
+import { threadsFor } from '../core/train/replicas';
 import { demo } from './demo';
 import { branch, exitCodesHelp, resume, runs, trainInWorker } from './runs';
 
@@ -102,6 +104,18 @@ async function compare(args: string[]): Promise<number> {
   return 0;
 }
 
+/** The WebGPU adapter Dawn offers here, or why there is none: the webgpu row of the report, spelled out. */
+export interface WebGpuStatus {
+  /** null when there is none, or the webgpu packages do not load. */
+  adapter: WebGpuAdapter | null;
+  /** Whether `auto` takes webgpu here (a hardware adapter on which the backend runs). */
+  usedByAuto: boolean;
+  /** Why there is no usable adapter, or why `auto` passes over the one there is. */
+  reason?: string;
+  /** How to get a hardware adapter on this operating system. */
+  fix?: string;
+}
+
 /** What `sift doctor --json` prints: the editor's Check GPU Setup reads it from a child process. */
 export interface DoctorReport {
   attempts: BackendAttempt[];
@@ -110,13 +124,31 @@ export interface DoctorReport {
   warning?: string;
   node: string;
   platform: string;
+  /** Absent in reports of versions before the webgpu backend. */
+  webgpu?: WebGpuStatus;
+  /** When wasm is chosen: whether its matMuls run through the native BLAS, or why not. */
+  matMul?: NativeMatMulStatus;
+  /** Threads a run on the chosen backend trains with by default, and why. */
+  threads?: { threads: number; reason: string };
+}
+
+function webGpuStatus(attempts: BackendAttempt[], chosen: BackendName | null): WebGpuStatus {
+  const attempt = attempts.find((a) => a.name === 'webgpu');
+  const adapter = attempt?.adapter ?? null;
+  const usedByAuto = chosen === 'webgpu';
+  if (attempt?.outcome === 'available' && adapter && !adapter.software) return { adapter, usedByAuto };
+  // A missing package or a broken binding has its own fix; otherwise the way to a hardware adapter on this system.
+  const fix = attempt?.outcome === 'failed' && attempt.fix ? attempt.fix : webGpuFix();
+  return { adapter, usedByAuto, reason: attempt?.reason, fix };
 }
 
 async function doctor(args: string[]): Promise<number> {
   const attempts = await probeBackends();
   const chosen = await selectBackend('auto').catch(() => undefined);
+  const webgpu = webGpuStatus(attempts, chosen?.chosen ?? null);
+  const threads = chosen ? threadsFor(0, chosen.chosen) : undefined;
   if (args.includes('--json')) {
-    const report: DoctorReport = { attempts, chosen: chosen?.chosen ?? null, warning: chosen?.warning, node: process.version, platform: `${process.platform}-${process.arch}` };
+    const report: DoctorReport = { attempts, chosen: chosen?.chosen ?? null, warning: chosen?.warning, node: process.version, platform: `${process.platform}-${process.arch}`, webgpu, matMul: chosen?.matMul, threads };
     process.stdout.write(`${JSON.stringify(report)}\n`);
     return chosen ? 0 : 1;
   }
@@ -126,7 +158,20 @@ async function doctor(args: string[]): Promise<number> {
     process.stdout.write(`  ${mark} ${attempt.name.padEnd(9)}${attempt.reason ? ` ${attempt.reason}` : ''}\n`);
     if (attempt.fix) process.stdout.write(`       fix: ${attempt.fix}\n`);
   }
+  const adapter = webgpu.adapter;
+  process.stdout.write(`\nWebGPU adapter: ${adapter ? adapterLabel(adapter) : 'none'}\n`);
+  if (adapter) {
+    process.stdout.write(`  vendor ${adapter.vendor || '?'}, architecture ${adapter.architecture || '?'}, device ${adapter.device || '?'}, fallback adapter: ${adapter.isFallbackAdapter ? 'yes' : 'no'}\n`);
+  }
+  if (webgpu.reason && !adapter) process.stdout.write(`  ${webgpu.reason}\n`);
+  if (webgpu.fix) process.stdout.write(`  ${adapter ? 'for a GPU: ' : 'fix: '}${webgpu.fix}\n`);
   process.stdout.write(`\nRuns will use: ${chosen ? chosen.chosen : 'nothing — no backend loads'}\n`);
+  if (chosen?.matMul) {
+    const { active, blas, reason, fix } = chosen.matMul;
+    process.stdout.write(`  matMul: ${active ? `native ${blas}` : `wasm SIMD — ${reason}`}\n`);
+    if (fix) process.stdout.write(`       fix: ${fix}\n`);
+  }
+  if (threads) process.stdout.write(`  threads: ${threads.threads} (${threads.reason}; --threads N to change)\n`);
   if (chosen?.warning) process.stdout.write(`warning: ${chosen.warning}\n`);
   return chosen ? 0 : 1;
 }

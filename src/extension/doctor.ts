@@ -59,15 +59,19 @@ export interface DoctorContext {
   gpu: { found: boolean; gpus: string[] };
 }
 
-const outcomeMark: Record<BackendAttempt['outcome'], string> = { chosen: '**loads**', available: '**loads**', failed: 'failed', 'not-tried': 'not tried' };
+const outcomeMark: Record<BackendAttempt['outcome'], string> = { chosen: '**loads**', available: '**loads**', skipped: 'loads, passed over', failed: 'failed', 'not-tried': 'not tried' };
 
 /** Which backend a run will use under the setting, and whether it can start at all. */
 export function backendForRuns(report: DoctorReport, setting: BackendSetting): { backend: BackendName | null; explanation: string } {
   const choice = backendChoice(setting);
   if (choice === 'auto') {
-    return report.chosen
-      ? { backend: report.chosen, explanation: `\`sift.backend\` is \`auto\`: the first backend that loads, in the order above.` }
-      : { backend: null, explanation: 'No backend loads, so no run can start.' };
+    if (!report.chosen) return { backend: null, explanation: 'No backend loads, so no run can start.' };
+    // A software WebGPU adapter loads but is slower than wasm: auto passes over it.
+    const software = report.chosen !== 'webgpu' && report.attempts.some((a) => a.name === 'webgpu' && a.outcome === 'available' && a.adapter?.software);
+    return {
+      backend: report.chosen,
+      explanation: `\`sift.backend\` is \`auto\`: the first backend that loads, in the order above${software ? ', passing over `webgpu`, whose only adapter is a software one (slower than wasm)' : ''}.`,
+    };
   }
   const attempt = report.attempts.find((a) => a.name === choice);
   return attempt?.outcome === 'available'
@@ -87,7 +91,13 @@ export function doctorMarkdown(report: DoctorReport, context: DoctorContext): st
     '| backend | package | result | why |',
     '|---|---|---|---|',
   ];
-  const packages: Record<BackendName, string> = { 'node-gpu': '@tensorflow/tfjs-node-gpu', node: '@tensorflow/tfjs-node', wasm: '@tensorflow/tfjs-backend-wasm', cpu: '@tensorflow/tfjs-backend-cpu' };
+  const packages: Record<BackendName, string> = {
+    'node-gpu': '@tensorflow/tfjs-node-gpu',
+    webgpu: '@tensorflow/tfjs-backend-webgpu` + `webgpu',
+    node: '@tensorflow/tfjs-node',
+    wasm: '@tensorflow/tfjs-backend-wasm',
+    cpu: '@tensorflow/tfjs-backend-cpu',
+  };
   const cell = (text: string | undefined): string => (text ?? '').replace(/\|/g, '\\|').replace(/\n/g, ' ');
   for (const attempt of report.attempts) lines.push(`| \`${attempt.name}\` | \`${packages[attempt.name]}\` | ${outcomeMark[attempt.outcome]} | ${cell(attempt.reason)} |`);
   if (report.warning) lines.push('', `> **Warning:** ${report.warning}`);
@@ -113,6 +123,34 @@ export function doctorMarkdown(report: DoctorReport, context: DoctorContext): st
       '5. Reload the window and run **Sift: Check GPU Setup** again.',
     );
   }
-  lines.push('', 'Set `sift.backend` to pin a backend (`gpu` means `node-gpu`); `auto` takes the first that loads, in the order of the table.', '');
+  lines.push(...webGpuSection(report, context));
+  lines.push('', 'Set `sift.backend` to pin a backend (`gpu` means `node-gpu`); `auto` takes the first that loads, in the order of the table, except `webgpu` on a software adapter.', '');
   return lines.join('\n');
+}
+
+/** The WebGPU adapter, or why there is none and the fix for this system; nothing for reports without it (older CLIs). */
+function webGpuSection(report: DoctorReport, context: DoctorContext): string[] {
+  const status = report.webgpu;
+  if (!status) return [];
+  const lines = ['', '## WebGPU', ''];
+  const adapter = status.adapter;
+  if (adapter) {
+    const kind = adapter.software ? '**a software adapter**: it emulates a GPU on the CPU and trains slower than `wasm`' : 'a hardware adapter';
+    lines.push(
+      `Dawn offers ${kind}.`,
+      '',
+      '| vendor | architecture | device | description | fallback adapter |',
+      '|---|---|---|---|---|',
+      `| ${[adapter.vendor, adapter.architecture, adapter.device, adapter.description].map((text) => text.replace(/\|/g, '\\|') || '—').join(' | ')} | ${adapter.isFallbackAdapter ? 'yes' : 'no'} |`,
+    );
+    if (adapter.software) lines.push('', '`auto` passes over it; set `sift.backend` to `webgpu` to use it anyway, e.g. to test the webgpu path.');
+  } else {
+    lines.push(`No WebGPU adapter: ${status.reason ?? 'the webgpu backend did not load.'}`);
+  }
+  if (status.fix && (!adapter || adapter.software)) lines.push('', `**${adapter ? 'For a GPU' : 'Fix'}:** ${status.fix}`);
+  const attempt = report.attempts.find((a) => a.name === 'webgpu');
+  if (attempt?.outcome === 'failed' && /not installed/.test(attempt.reason ?? '')) {
+    lines.push('', `The webgpu backend's packages are not shipped with the extension. Install them beside it: \`cd "${context.extensionPath}" && npm install --no-save webgpu@0.6 @tensorflow/tfjs-backend-webgpu@4.22.0\`, then reload the window.`);
+  }
+  return lines;
 }

@@ -18,7 +18,7 @@ import { newRunId } from '../core/runs/record';
 import { defaultTrainConfig, readConfigFile, resolveConfig, validateConfig, type TrainConfig } from '../core/train/config';
 
 /** `gpu` is the user's word for the node-gpu backend (tfjs-node-gpu, CUDA). */
-export const backendSettings = ['auto', 'gpu', 'node', 'wasm', 'cpu'] as const;
+export const backendSettings = ['auto', 'gpu', 'webgpu', 'node', 'wasm', 'cpu'] as const;
 export type BackendSetting = (typeof backendSettings)[number];
 
 export interface SiftSettings {

@@ -14,7 +14,7 @@ test('wrong types and ranges name the field and what it takes', () => {
   assert.throws(() => validateConfig({ steps: '100' }, 'cfg.json'), /cfg\.json: "steps" is "100"; expected a whole number ≥ 1/);
   assert.throws(() => validateConfig({ learningRate: -1 }, 'cfg.json'), /"learningRate" is -1; expected a number from 0 to 1/);
   assert.throws(() => validateConfig({ loss: 'hinge' }, 'cfg.json'), /expected one of sigmoid, softmax/);
-  assert.throws(() => validateConfig({ backend: 'tpu' }, 'cfg.json'), /one of auto, node-gpu, node, wasm, cpu/);
+  assert.throws(() => validateConfig({ backend: 'tpu' }, 'cfg.json'), /one of auto, node-gpu, webgpu, node, wasm, cpu/);
 });
 
 test('layers override in order: defaults < file < flags', () => {

@@ -34,7 +34,7 @@ test('the manifest contributes exactly the settings the code reads, with the sam
     const declared = properties[`sift.${key}`].default;
     assert.equal(key === 'runsFolder' ? path.normalize(String(declared)) : declared, value, key);
   }
-  assert.deepEqual(properties['sift.backend'].enum, ['auto', 'gpu', 'node', 'wasm', 'cpu']);
+  assert.deepEqual(properties['sift.backend'].enum, ['auto', 'gpu', 'webgpu', 'node', 'wasm', 'cpu']);
 });
 
 test('every command is contributed with a title in the Sift category, and every menu names a contributed command', () => {

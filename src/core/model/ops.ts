@@ -4,7 +4,8 @@
  * wasm backend's fast kernels (figures: `.scratch`-free, measured with
  * `npm run bench:speed` and test/unit/ops.test.ts):
  * - wasm's matMul with a transpose flag runs its naive loop (~2 GFLOP/s
- *   against ~25 without), so gradients transpose explicitly;
+ *   against ~25 without), so gradients transpose explicitly there (not where
+ *   the native BLAS runs matMuls, see nativeMatMul.ts);
  * - wasm's 2-D transpose of a tall matrix writes with a huge stride (3.5 ms
  *   for 4096×64); `transpose2d` cuts it into 64-row blocks (0.3 ms);
  * - a sum over the first axis (bias and gain gradients, tfjs's own broadcast
@@ -19,6 +20,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core's entry point registers no gradients; the union package does it with this import.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { transposeFlagsAreFast } from '../nativeMatMul';
 
 type GradFunc = Parameters<typeof tf.customGrad>[0];
 
@@ -40,14 +42,20 @@ export function sumRows(x: tf.Tensor2D): tf.Tensor1D {
   return tf.reshape(tf.matMul(tf.ones([1, x.shape[0]]), x), [x.shape[1]]);
 }
 
-/** a · b for 2-D tensors, with a gradient that uses explicit transposes. */
+/** dy · bᵀ and aᵀ · dy: the gradients of a · b, with explicit transposes where transpose flags are slow. */
+function matMulGrads(dy: tf.Tensor2D, a: tf.Tensor2D, b: tf.Tensor2D): [tf.Tensor2D, tf.Tensor2D] {
+  if (transposeFlagsAreFast()) return [tf.matMul(dy, b, false, true), tf.matMul(a, dy, true, false)];
+  return [tf.matMul(dy, transpose2d(b)), tf.matMul(transpose2d(a), dy)];
+}
+
+/** a · b for 2-D tensors, with a gradient that stays on fast kernels. */
 export const matMul = tf.customGrad(((a: tf.Tensor2D, b: tf.Tensor2D, save: tf.GradSaveFunc) => {
   save([a, b]);
   return {
     value: tf.matMul(a, b),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [savedA, savedB] = saved as tf.Tensor2D[];
-      return [tf.matMul(dy as tf.Tensor2D, transpose2d(savedB)), tf.matMul(transpose2d(savedA), dy as tf.Tensor2D)];
+      return matMulGrads(dy as tf.Tensor2D, savedA, savedB);
     },
   };
 }) as unknown as GradFunc) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
@@ -60,7 +68,7 @@ const affine = tf.customGrad(((x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, s
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [savedX, savedW] = saved as tf.Tensor2D[];
       const g = dy as tf.Tensor2D;
-      return [tf.matMul(g, transpose2d(savedW)), tf.matMul(transpose2d(savedX), g), sumRows(g)];
+      return [...matMulGrads(g, savedX, savedW), sumRows(g)];
     },
   };
 }) as unknown as GradFunc) as (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D;

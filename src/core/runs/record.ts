@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BackendAttempt, BackendName } from '../backend';
+import type { NativeMatMulStatus } from '../nativeMatMul';
 import type { SkipReport } from '../data/types';
 import type { TrainConfig } from '../train/config';
 import { JsonlWriter, readJsonl, writeFileAtomic } from './jsonl';
@@ -45,7 +46,7 @@ export interface RunJson {
   updated: string;
   config: TrainConfig;
   seed: number;
-  backend?: { chosen: BackendName; attempts: BackendAttempt[]; warning?: string; threads?: number; threadsReason?: string };
+  backend?: { chosen: BackendName; attempts: BackendAttempt[]; warning?: string; matMul?: NativeMatMulStatus; threads?: number; threadsReason?: string };
   data?: { train: DataSummary; eval: DataSummary; evalHeldOut: boolean };
   model?: { parameters: number; forwardFlopsPerExample: number; vocabSize: number };
   parent: string | null;
@@ -70,9 +71,10 @@ export interface RunJson {
   summary?: { steps: number; examplesSeen: number; wallSeconds: number; finalEval?: EvalMetrics; skippedSteps: number };
 }
 
-/** The backend a run trains on as people say it: `wasm × 2 threads`, `webgpu`. */
+/** The backend a run trains on as people say it: `wasm+OpenBLAS × 2 threads`, `webgpu`. */
 export function describeBackend(backend: NonNullable<RunJson['backend']>): string {
-  return backend.threads && backend.threads > 1 ? `${backend.chosen} × ${backend.threads} threads` : backend.chosen;
+  const name = backend.matMul?.active ? `${backend.chosen}+${backend.matMul.blas}` : backend.chosen;
+  return backend.threads && backend.threads > 1 ? `${name} × ${backend.threads} threads` : name;
 }
 
 export interface TrainMetrics {

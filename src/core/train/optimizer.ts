@@ -63,9 +63,13 @@ export class AdamW {
     }
   }
 
-  /** Applies one update; returns the gradient's global norm before clipping. */
-  apply(grads: tf.NamedTensorMap, step: number): number {
-    return this.onHost ? this.applyOnHost(grads, step) : this.applyWithKernels(grads, step);
+  /**
+   * Applies one update; returns the gradient's global norm before clipping.
+   * Async: on a GPU backend the norm is read back from the device, and the
+   * webgpu backend cannot read a tensor synchronously in Node.
+   */
+  async apply(grads: tf.NamedTensorMap, step: number): Promise<number> {
+    return this.onHost ? this.applyOnHost(grads, step) : await this.applyWithKernels(grads, step);
   }
 
   private applyOnHost(grads: tf.NamedTensorMap, step: number): number {
@@ -103,13 +107,12 @@ export class AdamW {
     return norm;
   }
 
-  private applyWithKernels(grads: tf.NamedTensorMap, step: number): number {
+  private async applyWithKernels(grads: tf.NamedTensorMap, step: number): Promise<number> {
     const { beta1, beta2, epsilon, weightDecay, clipNorm } = this.config;
     const learningRate = learningRateAt(step, this.config);
-    const norm = tf.tidy(() => {
-      const squares = Object.values(grads).map((g) => tf.sum(tf.square(g)));
-      return tf.sqrt(tf.addN(squares)).dataSync()[0];
-    });
+    const normTensor = tf.tidy(() => tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g))))));
+    const norm = (await normTensor.data())[0];
+    normTensor.dispose();
     const clipScale = clipNorm > 0 && norm > clipNorm ? clipNorm / norm : 1;
     this.updates += 1;
     const correction1 = 1 - beta1 ** this.updates;

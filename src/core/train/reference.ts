@@ -75,6 +75,17 @@ function cacheKey(reference: ReferenceModel, dataset: ImageTextDataset): string 
   return createHash('sha256').update(`${reference.checkpointDigest}\0${dataset.fingerprint()}\0${dataset.resolution}`).digest('hex').slice(0, 24);
 }
 
+/** The model's logit temperature and bias, read back asynchronously (the webgpu backend cannot read synchronously in Node). */
+export async function readLogitScale(model: DualEncoder): Promise<[number, number]> {
+  const both = tf.tidy(() => tf.stack([model.temperature, model.bias]));
+  try {
+    const [temperature, bias] = await both.data();
+    return [temperature, bias];
+  } finally {
+    both.dispose();
+  }
+}
+
 /**
  * The reference's embeddings of every pool example: read from the cache when
  * its key matches, else computed (with progress) and cached atomically.
@@ -89,7 +100,7 @@ export async function referenceEmbeddings(
   if (model.config.imageSize !== dataset.resolution) {
     throw new ReferenceError(`The reference ${reference.dir} was trained on ${model.config.imageSize}px images; this run uses ${dataset.resolution}px. Set imageSize to ${model.config.imageSize} or train a reference at ${dataset.resolution}px.`);
   }
-  const [temperature, bias] = tf.tidy(() => [model.temperature.dataSync()[0], model.bias.dataSync()[0]]);
+  const [temperature, bias] = await readLogitScale(model);
   const flops = forwardFlops(model.config);
   const cacheFile = path.join(reference.dir, 'embeddings', `${cacheKey(reference, dataset)}.bin`);
   const expectedBytes = 2 * dataset.size * dim * 4;

@@ -39,11 +39,15 @@ export interface Embedder {
 
 export function localEmbedder(model: DualEncoder): Embedder {
   return {
-    embed: async (shard) =>
-      tf.tidy(() => {
-        const { image, text } = embedShard(model, shard);
-        return { image: image?.dataSync() as Float32Array | undefined, text: text?.dataSync() as Float32Array | undefined };
-      }),
+    // Read back asynchronously: the webgpu backend cannot read a tensor synchronously in Node.
+    embed: async (shard) => {
+      const { image, text } = tf.tidy(() => embedShard(model, shard));
+      try {
+        return { image: (await image?.data()) as Float32Array | undefined, text: (await text?.data()) as Float32Array | undefined };
+      } finally {
+        tf.dispose([image, text].filter((t) => t !== undefined));
+      }
+    },
   };
 }
 

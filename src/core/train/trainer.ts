@@ -22,7 +22,7 @@ import { readCheckpoint, writeCheckpoint, pruneCheckpoints } from '../runs/check
 import { JsonlWriter } from '../runs/jsonl';
 import type { DataSummary, EvalMetrics, RunRecord, SelectionLine, TrainMetrics } from '../runs/record';
 import { modelConfigFor, needsReference, superBatchSize, type TrainConfig } from './config';
-import { loadReference, noiseSeparation, referenceEmbeddings, type ReferenceEmbeddings } from './reference';
+import { loadReference, noiseSeparation, readLogitScale, referenceEmbeddings, type ReferenceEmbeddings } from './reference';
 import { evaluate, prepareEvalSet, type EvalSet } from './eval';
 import { localEmbedder, ReplicaPool, threadsFor, type Embedder } from './replicas';
 import { embedShard, type Shard } from './replicaProtocol';
@@ -60,6 +60,19 @@ export interface TrainerState {
   referenceSeen: string;
   optimizerUpdates: number;
   tokenizer: TokenizerJson;
+}
+
+/**
+ * A loss's [pairLoss, logits] read back to the host, then freed. Async: the
+ * webgpu backend cannot read a tensor synchronously in Node.
+ */
+async function readPairMatrices(size: number, [pairLoss, logits]: tf.Tensor[]): Promise<PairMatrices> {
+  try {
+    const [pairValues, logitValues] = await Promise.all([pairLoss.data(), logits.data()]);
+    return { pairLoss: { size, values: pairValues as Float32Array }, logits: { size, values: logitValues as Float32Array } };
+  } finally {
+    tf.dispose([pairLoss, logits]);
+  }
 }
 
 function summarise(dataset: ImageTextDataset): DataSummary {
@@ -239,7 +252,7 @@ export class Trainer {
         hooks.onStage?.(`Starting ${threads} training threads (${reason})…`);
         replicas = await ReplicaPool.start(model, threads, backend.chosen);
       }
-      record.update({ backend: { chosen: backend.chosen, attempts: backend.attempts, warning: backend.warning, threads, threadsReason: reason } });
+      record.update({ backend: { chosen: backend.chosen, attempts: backend.attempts, warning: backend.warning, ...(backend.matMul ? { matMul: backend.matMul } : {}), threads, threadsReason: reason } });
       return new Trainer(config, record, hooks, train, evalSet, datasets, tokenizer, model, optimizer, sampler, reference, replicas, state);
     } catch (error) {
       await replicas?.close();
@@ -279,10 +292,13 @@ export class Trainer {
     let learner: PairMatrices | undefined;
     if (config.method !== 'easy-reference') {
       const embedded = await this.embedder.embed({ images: [patchify(pixels, size, config.imageSize, config.patchSize, scale)], ids: this.tokenizer.encodeBatch(captions), texts: size });
-      learner = tf.tidy(() => {
-        const out = contrastiveLoss(config.loss, tf.tensor2d(embedded.image!, [size, dim]), tf.tensor2d(embedded.text!, [size, dim]), model.temperature, model.bias);
-        return { pairLoss: { size, values: out.pairLoss.dataSync() as Float32Array }, logits: { size, values: out.logits.dataSync() as Float32Array } };
-      });
+      learner = await readPairMatrices(
+        size,
+        tf.tidy(() => {
+          const out = contrastiveLoss(config.loss, tf.tensor2d(embedded.image!, [size, dim]), tf.tensor2d(embedded.text!, [size, dim]), model.temperature, model.bias);
+          return [out.pairLoss, out.logits];
+        }),
+      );
       this.state.flopsScore += (perExample.image + perExample.text) * size + similarityFlops(size, size, dim);
     }
     let reference: PairMatrices | undefined;
@@ -293,10 +309,13 @@ export class Trainer {
         candidates.forEach((row, n) => out.set(all.subarray(row * ref.dim, (row + 1) * ref.dim), n * ref.dim));
         return out;
       };
-      reference = tf.tidy(() => {
-        const out = contrastiveLoss(config.loss, tf.tensor2d(gather(ref.image), [size, ref.dim]), tf.tensor2d(gather(ref.text), [size, ref.dim]), tf.scalar(ref.temperature), tf.scalar(ref.bias));
-        return { pairLoss: { size, values: out.pairLoss.dataSync() as Float32Array }, logits: { size, values: out.logits.dataSync() as Float32Array } };
-      });
+      reference = await readPairMatrices(
+        size,
+        tf.tidy(() => {
+          const out = contrastiveLoss(config.loss, tf.tensor2d(gather(ref.image), [size, ref.dim]), tf.tensor2d(gather(ref.text), [size, ref.dim]), tf.scalar(ref.temperature), tf.scalar(ref.bias));
+          return [out.pairLoss, out.logits];
+        }),
+      );
       // Each pool example's reference forward pass is paid once, the first time it is a candidate.
       let firstSeen = 0;
       for (const row of candidates) {
@@ -428,7 +447,7 @@ export class Trainer {
     let gradNorm = NaN;
     if (Number.isFinite(loss)) {
       this.state.badSteps = 0;
-      gradNorm = this.optimizer.apply(grads, step);
+      gradNorm = await this.optimizer.apply(grads, step);
     } else {
       // NaN guard: skip the update, keep the weights; fail only if it persists.
       this.state.badSteps++;
@@ -441,7 +460,7 @@ export class Trainer {
     }
     tf.dispose(Object.values(grads));
     this.replicas?.publish();
-    const [temperature, bias] = tf.tidy(() => [model.temperature.dataSync()[0], model.bias.dataSync()[0]]);
+    const [temperature, bias] = await readLogitScale(model);
     const full = forwardFlops(model.config, 1);
     const low = forwardFlops(model.config, 2);
     this.state.flopsTrain += 3 * (full.image * fullRes + low.image * lowRes + full.text * batch + similarityFlops(batch, batch, model.config.embedDim));
