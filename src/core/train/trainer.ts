@@ -24,8 +24,8 @@ import type { DataSummary, EvalMetrics, RunRecord, SelectionLine, TrainMetrics }
 import { modelConfigFor, needsReference, superBatchSize, type TrainConfig } from './config';
 import { loadReference, noiseSeparation, readLogitScale, referenceEmbeddings, type ReferenceEmbeddings } from './reference';
 import { evaluate, prepareEvalSet, type EvalSet } from './eval';
-import { localEmbedder, ReplicaPool, threadsFor, type Embedder } from './replicas';
-import { embedShard, type Shard } from './replicaProtocol';
+import { Learner, readPairMatrices, type PairMatrices } from './learner';
+import type { Shard } from './replicaProtocol';
 import { AdamW, learningRateAt } from './optimizer';
 
 export interface TrainHooks {
@@ -62,19 +62,6 @@ export interface TrainerState {
   tokenizer: TokenizerJson;
 }
 
-/**
- * A loss's [pairLoss, logits] read back to the host, then freed. Async: the
- * webgpu backend cannot read a tensor synchronously in Node.
- */
-async function readPairMatrices(size: number, [pairLoss, logits]: tf.Tensor[]): Promise<PairMatrices> {
-  try {
-    const [pairValues, logitValues] = await Promise.all([pairLoss.data(), logits.data()]);
-    return { pairLoss: { size, values: pairValues as Float32Array }, logits: { size, values: logitValues as Float32Array } };
-  } finally {
-    tf.dispose([pairLoss, logits]);
-  }
-}
-
 function summarise(dataset: ImageTextDataset): DataSummary {
   return { source: dataset.source, format: dataset.format, size: dataset.size, skips: dataset.skips };
 }
@@ -96,7 +83,6 @@ export class Trainer {
   private readonly selectionRng: Rng;
   private readonly referenceSeen: Uint8Array;
   private readonly selections: JsonlWriter;
-  private readonly embedder: Embedder;
 
   private constructor(
     readonly config: TrainConfig,
@@ -110,12 +96,11 @@ export class Trainer {
     private readonly optimizer: AdamW,
     private readonly sampler: EpochSampler,
     private readonly reference: ReferenceEmbeddings | undefined,
-    /** Replica threads for data-parallel steps and forward passes; none when the run uses one thread. */
-    private readonly replicas: ReplicaPool | undefined,
+    /** Forward passes and gradient steps, in this thread or across replica threads. */
+    private readonly learner: Learner,
     state: TrainerState,
   ) {
     this.state = state;
-    this.embedder = replicas ?? localEmbedder(model);
     this.startedAt = Date.parse(record.run.created);
     this.selectionRng = new Rng(state.selectionRng);
     this.referenceSeen = new Uint8Array(Buffer.from(state.referenceSeen, 'base64'));
@@ -132,7 +117,7 @@ export class Trainer {
   static async open(config: TrainConfig, record: RunRecord, hooks: TrainHooks = {}, resume?: { fromRunDir: string; step: number }): Promise<Trainer> {
     const datasets: ImageTextDataset[] = [];
     let model: DualEncoder | undefined;
-    let replicas: ReplicaPool | undefined;
+    let learner: Learner | undefined;
     try {
       const backend = await selectBackend(config.backend);
       record.update({ backend: { chosen: backend.chosen, attempts: backend.attempts, warning: backend.warning } });
@@ -247,15 +232,13 @@ export class Trainer {
           tokenizer: tokenizer.toJson(),
         };
       }
-      const { threads, reason } = threadsFor(config.threads, backend.chosen);
-      if (threads > 1) {
-        hooks.onStage?.(`Starting ${threads} training threads (${reason})…`);
-        replicas = await ReplicaPool.start(model, threads, backend.chosen);
-      }
+      const created = await Learner.create(model, optimizer, config.loss, backend.chosen, config.threads, hooks.onStage);
+      learner = created.learner;
+      const { threads, reason } = created;
       record.update({ backend: { chosen: backend.chosen, attempts: backend.attempts, warning: backend.warning, ...(backend.matMul ? { matMul: backend.matMul } : {}), threads, threadsReason: reason } });
-      return new Trainer(config, record, hooks, train, evalSet, datasets, tokenizer, model, optimizer, sampler, reference, replicas, state);
+      return new Trainer(config, record, hooks, train, evalSet, datasets, tokenizer, model, optimizer, sampler, reference, learner, state);
     } catch (error) {
-      await replicas?.close();
+      await learner?.close();
       model?.dispose();
       await Promise.all(datasets.map((d) => d.close()));
       throw error;
@@ -291,14 +274,7 @@ export class Trainer {
     const perExample = forwardFlops(model.config, scale);
     let learner: PairMatrices | undefined;
     if (config.method !== 'easy-reference') {
-      const embedded = await this.embedder.embed({ images: [patchify(pixels, size, config.imageSize, config.patchSize, scale)], ids: this.tokenizer.encodeBatch(captions), texts: size });
-      learner = await readPairMatrices(
-        size,
-        tf.tidy(() => {
-          const out = contrastiveLoss(config.loss, tf.tensor2d(embedded.image!, [size, dim]), tf.tensor2d(embedded.text!, [size, dim]), model.temperature, model.bias);
-          return [out.pairLoss, out.logits];
-        }),
-      );
+      learner = await this.learner.score({ images: [patchify(pixels, size, config.imageSize, config.patchSize, scale)], ids: this.tokenizer.encodeBatch(captions), texts: size });
       this.state.flopsScore += (perExample.image + perExample.text) * size + similarityFlops(size, size, dim);
     }
     let reference: PairMatrices | undefined;
@@ -351,56 +327,6 @@ export class Trainer {
     return { selection, scores };
   }
 
-  /** The batch loss and its gradient for every trainable variable, in this thread. */
-  private async localGradients(shard: Shard): Promise<{ loss: number; grads: tf.NamedTensorMap }> {
-    const { config, model } = this;
-    const { value, grads } = tf.variableGrads(() => {
-      const { image, text } = embedShard(model, shard);
-      return contrastiveLoss(config.loss, image!, text!, model.temperature, model.bias).loss;
-    });
-    const loss = (await value.data())[0];
-    value.dispose();
-    return { loss, grads };
-  }
-
-  /**
-   * The same loss and gradient computed across the replica threads: they
-   * embed their rows, this thread turns the whole batch's embeddings into the
-   * loss and d loss / d embedding (and the temperature's and bias's
-   * gradients), they backpropagate it through their towers (replicas.ts).
-   */
-  private async parallelGradients(shard: Shard): Promise<{ loss: number; grads: tf.NamedTensorMap }> {
-    const { config, model } = this;
-    const rows = shard.texts;
-    const dim = model.config.embedDim;
-    const logTemperature = model.params.get('logit/log_temperature');
-    const bias = model.params.get('logit/bias');
-    // The softmax loss has no bias term; asking tfjs for its gradient would be an error.
-    const withBias = config.loss === 'sigmoid';
-    let loss = NaN;
-    const logitGrads = new Map<string, number>();
-    const flat = await this.replicas!.gradients(shard, (image, text) =>
-      tf.tidy(() => {
-        const lossOf = (x: tf.Tensor, y: tf.Tensor, t: tf.Tensor, b?: tf.Tensor) => contrastiveLoss(config.loss, x as tf.Tensor2D, y as tf.Tensor2D, tf.exp(t), b ?? bias).loss;
-        const inputs = [tf.tensor2d(image, [rows, dim]), tf.tensor2d(text, [rows, dim]), logTemperature, ...(withBias ? [bias] : [])];
-        const { value, grads } = tf.valueAndGrads(lossOf)(inputs);
-        loss = value.dataSync()[0];
-        logitGrads.set(logTemperature.name, grads[2].dataSync()[0]);
-        if (withBias) logitGrads.set(bias.name, grads[3].dataSync()[0]);
-        return { dImage: grads[0].dataSync() as Float32Array, dText: grads[1].dataSync() as Float32Array };
-      }),
-    );
-    const grads: tf.NamedTensorMap = {};
-    let offset = 0;
-    for (const variable of model.params.variables.values()) {
-      const logitGrad = logitGrads.get(variable.name);
-      if (logitGrad !== undefined) grads[variable.name] = tf.scalar(logitGrad);
-      else if (variable !== logTemperature && variable !== bias) grads[variable.name] = tf.tensor(flat.subarray(offset, offset + variable.size), variable.shape);
-      offset += variable.size;
-    }
-    return { loss, grads };
-  }
-
   /** One optimizer step: choose the batch (uniform, or scored and selected), train on it, record both. */
   async trainStep(): Promise<TrainMetrics> {
     const started = performance.now();
@@ -443,23 +369,21 @@ export class Trainer {
     const fullPatches = fullRes > 0 ? patchify(pixels.subarray(0, fullRes * imageFloats), fullRes, config.imageSize, config.patchSize, 1) : undefined;
     const lowPatches = lowRes > 0 ? patchify(pixels.subarray(fullRes * imageFloats), lowRes, config.imageSize, config.patchSize, 2) : undefined;
     const shard: Shard = { images: [fullPatches, lowPatches].filter((p) => p !== undefined), ids, texts: batch };
-    const { loss, grads } = this.replicas ? await this.parallelGradients(shard) : await this.localGradients(shard);
+    const { loss, grads } = await this.learner.gradients(shard);
     let gradNorm = NaN;
     if (Number.isFinite(loss)) {
       this.state.badSteps = 0;
-      gradNorm = await this.optimizer.apply(grads, step);
+      gradNorm = await this.learner.apply(grads, step);
     } else {
       // NaN guard: skip the update, keep the weights; fail only if it persists.
       this.state.badSteps++;
       this.state.skippedSteps++;
       this.hooks.onWarning?.(`step ${step + 1}: loss is ${loss}; the update was skipped (${this.state.badSteps} in a row).`);
+      tf.dispose(Object.values(grads));
       if (this.state.badSteps > config.maxBadSteps) {
-        tf.dispose(Object.values(grads));
         throw new Error(`The loss was not finite for ${this.state.badSteps} steps in a row (last at step ${step + 1}). Lower learningRate (now ${config.learningRate}) or check the data.`);
       }
     }
-    tf.dispose(Object.values(grads));
-    this.replicas?.publish();
     const [temperature, bias] = await readLogitScale(model);
     const full = forwardFlops(model.config, 1);
     const low = forwardFlops(model.config, 2);
@@ -564,7 +488,7 @@ export class Trainer {
     const started = performance.now();
     this.hooks.onStage?.(`Evaluating at step ${this.state.step} on ${this.evalSet.indices.length} pairs…`);
     const template = this.config.zeroshotTemplate || this.evalSet.dataset.zeroshotTemplate || 'a photo of a {label}';
-    const result = await evaluate(this.model, this.tokenizer, this.evalSet, template, this.embedder);
+    const result = await evaluate(this.model, this.tokenizer, this.evalSet, template, this.learner.embedder);
     this.state.activeSeconds += (performance.now() - started) / 1000;
     const line: EvalMetrics = {
       type: 'eval',
@@ -598,7 +522,7 @@ export class Trainer {
   }
 
   async close(): Promise<void> {
-    await this.replicas?.close();
+    await this.learner.close();
     this.selections.close();
     this.optimizer.dispose();
     this.model.dispose();
@@ -606,10 +530,6 @@ export class Trainer {
   }
 }
 
-interface PairMatrices {
-  pairLoss: SquareMatrix;
-  logits: SquareMatrix;
-}
 
 /** Three significant digits: enough to inspect, small enough for 100k lines (≈ 2 KB a step at b = 64). */
 /** Batch-mate terms of a pick kept by name in a detailed step (the largest); the rest is one sum. */
