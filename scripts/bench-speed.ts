@@ -22,7 +22,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { parseBackendChoice, selectBackend } from '../src/core/backend';
+import { parseBackendChoice, selectBackend, type BackendName } from '../src/core/backend';
 import { openDataset } from '../src/core/data/open';
 import { Tokenizer } from '../src/core/data/tokenizer';
 import { DualEncoder, forwardFlops, patchify, type ModelConfig } from '../src/core/model/dualEncoder';
@@ -31,7 +31,9 @@ import { Rng } from '../src/core/random';
 import { scoreMatrix, type SquareMatrix } from '../src/core/selection/scores';
 import { pairwiseScorer, selectJoint } from '../src/core/selection/selectors';
 import { defaultTrainConfig, modelConfigFor, type TrainConfig } from '../src/core/train/config';
+import { Learner, type PairMatrices } from '../src/core/train/learner';
 import { AdamW, type OptimizerConfig } from '../src/core/train/optimizer';
+import type { Shard } from '../src/core/train/replicaProtocol';
 
 const { values } = parseArgs({
   options: {
@@ -53,6 +55,8 @@ const { values } = parseArgs({
      */
     threads: { type: 'string', default: String(os.cpus().length) },
     'no-single-thread': { type: 'boolean', default: false },
+    /** Sift's data-parallel threads (0 = one per core, as a run's default). */
+    'sift-threads': { type: 'string', default: '0' },
     /** tuned (run.sh raises glibc's malloc thresholds), default (glibc as it comes) or tcmalloc (from setup.sh). */
     'torch-malloc': { type: 'string', default: 'tuned' },
     /**
@@ -73,7 +77,7 @@ const optimizerConfig: OptimizerConfig = { learningRate: 1e-3, beta1: 0.9, beta2
 /**
  * Model sizes: Sift's default, and a larger Mixer where matmuls weigh more in
  * the step (elementwise work grows with width, matmul work with width²): 4×
- * the channels and twice the blocks on 64 px images, 2.6 M parameters,
+ * the channels and twice the blocks on 64 px images, 2.5 M parameters,
  * ~30× the FLOPs. 384 channels would be closer to a small ViT, but its
  * training step at b = 64 does not fit in the wasm backend's 4 GB heap.
  */
@@ -99,9 +103,14 @@ export interface SiftSideConfig {
   pixels: Float32Array;
   /** [superBatch, textLength] padded token ids. */
   ids: Int32Array;
+  backend: BackendName;
+  /** Sift's threads (0 = auto, as a run). */
+  threads: number;
 }
 
 export interface SiftSide {
+  /** Threads the learner runs on. */
+  threads: number;
   /** One optimizer step on `batch` pairs: forward, loss, backward, clip, AdamW. `scale` 2 = half resolution. */
   train(scale?: number): Promise<void>;
   /** The learner's forward over the super-batch and its B × B pair-loss matrix, read back to the host. */
@@ -123,6 +132,8 @@ export async function makeSiftSide(config: SiftSideConfig): Promise<SiftSide> {
   const { model: modelConfig, batch, superBatch } = config;
   const model = new DualEncoder(modelConfig, new Rng(config.seed));
   const optimizer = new AdamW(config.optimizer, model.params.variables);
+  // The trainer's own Learner: the same step code, threads and kernels a run uses.
+  const { learner, threads } = await Learner.create(model, optimizer, 'sigmoid', config.backend, config.threads, batch);
   const imageFloats = modelConfig.imageSize * modelConfig.imageSize * 3;
   const length = modelConfig.textLength;
   const trainPixels = config.pixels.subarray(0, batch * imageFloats);
@@ -133,32 +144,22 @@ export async function makeSiftSide(config: SiftSideConfig): Promise<SiftSide> {
   const selectionRng = new Rng(config.seed + 2);
   let step = 0;
 
-  // Reads are asynchronous: the webgpu backend cannot read a tensor synchronously in Node.
+  const shardOf = (pixels: Float32Array, ids: Int32Array, count: number, scale: number): Shard => ({ images: [patchify(pixels, count, modelConfig.imageSize, modelConfig.patchSize, scale)], ids, texts: count });
   const trainOn = async (pixels: Float32Array, ids: Int32Array, count: number, scale: number): Promise<void> => {
-    const patches = patchify(pixels, count, modelConfig.imageSize, modelConfig.patchSize, scale);
-    const { value, grads } = tf.variableGrads(() => contrastiveLoss('sigmoid', model.embedImages(patches), model.embedTexts(ids, count), model.temperature, model.bias).loss);
-    await value.data();
-    await optimizer.apply(grads, step++);
-    tf.dispose([value, ...Object.values(grads)]);
+    const { grads } = await learner.gradients(shardOf(pixels, ids, count, scale));
+    await learner.apply(grads, step++);
   };
-  const pairLosses = async (scale: number): Promise<Float32Array> => {
-    const pairLoss = tf.tidy(() => {
-      const patches = patchify(config.pixels, superBatch, modelConfig.imageSize, modelConfig.patchSize, scale);
-      return contrastiveLoss('sigmoid', model.embedImages(patches), model.embedTexts(config.ids, superBatch), model.temperature, model.bias).pairLoss;
-    });
-    const values = (await pairLoss.data()) as Float32Array;
-    pairLoss.dispose();
-    return values;
-  };
+  const score = (scale: number): Promise<PairMatrices> => learner.score(shardOf(config.pixels, config.ids, superBatch, scale));
 
   return {
+    threads,
     train: async (scale = 1) => trainOn(trainPixels, trainIds, batch, scale),
     score: async (scale = 1) => {
-      await pairLosses(scale);
+      await score(scale);
     },
     jestStep: async () => {
-      const learner: SquareMatrix = { size: superBatch, values: await pairLosses(1) };
-      const scorer = pairwiseScorer(scoreMatrix('learnability', learner, reference));
+      const { pairLoss } = await score(1);
+      const scorer = pairwiseScorer(scoreMatrix('learnability', pairLoss, reference));
       const { picked } = selectJoint(scorer, { count: batch, chunks: config.chunks, normalization: 'sum', temperature: 1 }, selectionRng);
       const pixels = new Float32Array(batch * imageFloats);
       const ids = new Int32Array(batch * length);
@@ -170,7 +171,8 @@ export async function makeSiftSide(config: SiftSideConfig): Promise<SiftSide> {
     },
     parameters: model.params.count(),
     shapes: Object.fromEntries([...model.params.variables].map(([name, variable]) => [name, [...variable.shape]])),
-    dispose: () => {
+    dispose: async () => {
+      await learner.close();
       optimizer.dispose();
       model.dispose();
     },
@@ -403,12 +405,19 @@ async function main(): Promise<void> {
   const vsPytorch = values['vs-pytorch']!;
   // The large model's steps take seconds each on wasm: fewer, so the whole run stays in minutes.
   const repeats = Number(values.repeats ?? (large ? 1 : vsPytorch ? 4 : 8));
-  const rounds = vsPytorch ? Number(values.rounds ?? (large ? 2 : 4)) : 1;
+  const rounds = vsPytorch ? Number(values.rounds ?? (large ? 3 : 4)) : 1;
   const threads = Number(values.threads);
   const matmulSize = Number(values['matmul-size']);
   const settleMs = vsPytorch ? Number(values['settle-ms']) : 0;
   const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, settleMs));
 
+  // Both sides' OpenBLAS picks its kernels for this processor: the PyTorch
+  // side unsets these two (run.sh), and so does this process before the
+  // native matMul addon loads OpenBLAS (an environment may pin an older core
+  // type, which slows it by up to 2×). Node's process.env writes through to
+  // the C environment that OpenBLAS reads.
+  const pinnedBlas = ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'].filter((name) => process.env[name] !== undefined);
+  for (const name of pinnedBlas) delete process.env[name];
   const backend = await selectBackend(parseBackendChoice(values.backend!));
   const config = { ...defaultTrainConfig, ...preset, batchSize: batch, filterRatio };
   const data = await openDataset(`builtin:train?size=${Math.max(2000, superBatch)}`, { resolution: config.imageSize });
@@ -419,7 +428,7 @@ async function main(): Promise<void> {
   const pixels = await data.loadImages(rows(superBatch));
   const ids = tokenizer.encodeBatch(captions.slice(0, superBatch));
 
-  const sift = await makeSiftSide({ model: modelConfig, optimizer: optimizerConfig, batch, superBatch, chunks: config.chunks, seed: 0, pixels, ids });
+  const sift = await makeSiftSide({ model: modelConfig, optimizer: optimizerConfig, batch, superBatch, chunks: config.chunks, seed: 0, pixels, ids, backend: backend.chosen, threads: Number(values['sift-threads']) });
 
   // ---- PyTorch: start (one server per thread count), compare the models, check the port.
   const torches: { threads: number; server: TorchServer }[] = [];
@@ -511,6 +520,9 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
     backend: backend.chosen,
+    backendMatMul: backend.matMul,
+    siftThreads: sift.threads,
+    blasEnvironmentUnset: pinnedBlas,
     modelPreset: values.model,
     model: { ...modelConfig, parameters: sift.parameters, forwardMflopsPerExample: fullForward / 1e6, halfResForwardMflopsPerExample: halfForward / 1e6 },
     batch,
@@ -527,7 +539,8 @@ async function main(): Promise<void> {
   const ms = (s: number): string => `${(1000 * s).toFixed(1)} ms`;
   const num = (x: number): string => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
   const threadLabel = (count: number): string => (count === 1 ? '1 thread' : `${count} threads`);
-  const title = `# bench:speed — Sift (${backend.chosen} backend)${torch ? ` vs PyTorch ${String(torchInfo?.version)} (${torches.map((t) => threadLabel(t.threads)).join(', ')})` : ''}, ${values.model} model: ${sift.parameters} parameters, ${(fullForward / 1e6).toFixed(1)} MFLOP/example forward (${(halfForward / 1e6).toFixed(1)} at half resolution)`;
+  const matMulNote = backend.matMul ? (backend.matMul.active ? `, matMuls through ${backend.matMul.blas ?? 'a native BLAS'}` : ', matMuls in wasm SIMD') : '';
+  const title = `# bench:speed — Sift (${backend.chosen} backend${matMulNote}, ${threadLabel(sift.threads)})${torch ? ` vs PyTorch ${String(torchInfo?.version)} (${torches.map((t) => threadLabel(t.threads)).join(', ')})` : ''}, ${values.model} model: ${sift.parameters} parameters, ${(fullForward / 1e6).toFixed(1)} MFLOP/example forward (${(halfForward / 1e6).toFixed(1)} at half resolution)`;
   const lines = [title, ''];
   if (torch) {
     const header = ['what', 'Sift ex/s', ...torches.map((t) => `PyTorch ${threadLabel(t.threads)} ex/s`), ...torches.map((t) => `Sift/PyTorch ${threadLabel(t.threads)}`), 'Sift GFLOP/s', ...torches.map((t) => `PyTorch ${threadLabel(t.threads)} GFLOP/s`), 'Sift median', ...torches.map((t) => `PyTorch ${threadLabel(t.threads)} median`), ...torches.map((t) => `ratio of best runs (${threadLabel(t.threads)})`)];
@@ -542,7 +555,7 @@ async function main(): Promise<void> {
         return `| ${cells.join(' | ')} |`;
       }),
       '',
-      'JEST step examples/s counts the pairs trained (b per step). Sift runs on one thread (tfjs-backend-wasm is single-threaded in Node). Effective GFLOP/s counts matmul FLOPs only (train = 3 × forward); the matmul row is each side\'s peak.',
+      `JEST step examples/s counts the pairs trained (b per step). Sift trains with the trainer's own Learner on ${sift.threads} thread${sift.threads === 1 ? '' : 's'} (data-parallel replicas; one BLAS thread each when matMuls go native)${pinnedBlas.length ? `; ${pinnedBlas.join(' and ')} unset for both sides` : ''}. Effective GFLOP/s counts matmul FLOPs only (train = 3 × forward); the matmul row is each side's peak.`,
       '',
       `PyTorch: torch ${String(torchInfo?.version)}, BLAS ${JSON.stringify((torchInfo?.blas as { openblas?: { config: string } } | undefined)?.openblas?.config ?? torchInfo?.blas)}, malloc: ${String(torchInfo?.malloc)}, OMP_WAIT_POLICY ${String(torchInfo?.ompWaitPolicy)}.`,
       `Port check (8 examples, Sift's weights loaded into PyTorch): loss ${portCheck!.loss.sift.toFixed(6)} vs ${portCheck!.loss.pytorch.toFixed(6)}, max pair-loss diff ${portCheck!.maxPairLossDiff.toExponential(1)}, max embedding diff ${portCheck!.maxEmbeddingDiff.toExponential(1)}, half-res loss ${portCheck!.halfResolutionLoss.sift.toFixed(6)} vs ${portCheck!.halfResolutionLoss.pytorch.toFixed(6)}, gradient norm ${portCheck!.gradNorm.sift.toFixed(5)} vs ${portCheck!.gradNorm.pytorch.toFixed(5)}, loss after one AdamW step ${portCheck!.lossAfterStep.sift.toFixed(6)} vs ${portCheck!.lossAfterStep.pytorch.toFixed(6)}: ${portCheck!.passed ? 'passed' : 'FAILED'}.`,

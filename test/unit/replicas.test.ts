@@ -118,12 +118,15 @@ test('a failure while the main thread computes the loss reaches the caller, and 
   }
 });
 
-test('threads: auto uses the cores (at most 8); non-CPU backends train on one', () => {
-  assert.equal(threadsFor(3, 'wasm').threads, 3);
-  const auto = threadsFor(0, 'wasm');
-  assert.ok(auto.threads >= 1 && auto.threads <= 8, auto.reason);
-  assert.match(auto.reason, /auto/);
+test('threads: auto gives each thread enough of a step to pay for itself, up to one per core; non-CPU backends train on one', () => {
+  assert.equal(threadsFor(3, 'wasm', 1e6).threads, 3, 'a set count is kept');
+  const small = threadsFor(0, 'wasm', 2.2e9);
+  assert.equal(small.threads, 1, small.reason);
+  assert.match(small.reason, /2\.2 GFLOP/);
+  const large = threadsFor(0, 'wasm', 62e9);
+  assert.ok(large.threads >= Math.min(2, os.availableParallelism()) && large.threads <= 8, large.reason);
   assert.equal(threadsFor(4, 'node').threads, 1);
+  assert.equal(threadsFor(0, 'webgpu', 62e9).threads, 1);
 });
 
 const tmp = (): string => fs.mkdtempSync(path.join(os.tmpdir(), 'sift-threads-'));

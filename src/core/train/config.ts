@@ -55,7 +55,7 @@ export interface TrainConfig {
   seed: number;
   /** TensorFlow.js backend: auto tries node-gpu → node → wasm → cpu. */
   backend: BackendChoice;
-  /** Threads training and scoring run on, data-parallel (wasm and cpu backends); 0 = one per core, at most 8. */
+  /** Threads training and scoring run on, data-parallel (wasm and cpu backends); 0 = auto: one per core (at most 8), fewer when a step is too small to split. */
   threads: number;
   /** sigmoid (SigLIP) or softmax (CLIP). */
   loss: LossKind;
@@ -159,7 +159,7 @@ export const configHelp: Record<keyof TrainConfig, string> = {
   batchSize: 'pairs trained per step',
   seed: 'seed of every random choice',
   backend: `TensorFlow.js backend: auto, ${backendNames.join(', ')}`,
-  threads: 'CPU threads for data-parallel training and scoring on wasm/cpu (0 = one per core, at most 8)',
+  threads: 'CPU threads for data-parallel training and scoring on wasm/cpu (0 = auto: up to one per core, fewer for small steps)',
   loss: 'sigmoid (SigLIP) or softmax (CLIP)',
   learningRate: 'peak AdamW learning rate',
   warmupSteps: 'linear warm-up steps, then cosine decay',

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendName } from '../backend';
-import type { DualEncoder } from '../model/dualEncoder';
+import { forwardFlops, type DualEncoder } from '../model/dualEncoder';
 import { contrastiveLoss, type LossKind } from '../model/losses';
 import type { SquareMatrix } from '../selection/scores';
 import type { AdamW } from './optimizer';
@@ -51,9 +51,14 @@ export class Learner {
     this.embedder = replicas ?? localEmbedder(model);
   }
 
-  /** A learner with `threads` threads (0 = auto) where the backend is a CPU one; `onStart` hears of the threads it starts. */
-  static async create(model: DualEncoder, optimizer: AdamW, loss: LossKind, backend: BackendName, threads: number, onStart?: (message: string) => void): Promise<{ learner: Learner; threads: number; reason: string }> {
-    const chosen = threadsFor(threads, backend);
+  /**
+   * A learner with `threads` threads (0 = auto, sized by the training work of
+   * a step of `batchSize` pairs) where the backend is a CPU one; `onStart`
+   * hears of the threads it starts.
+   */
+  static async create(model: DualEncoder, optimizer: AdamW, loss: LossKind, backend: BackendName, threads: number, batchSize: number, onStart?: (message: string) => void): Promise<{ learner: Learner; threads: number; reason: string }> {
+    const perExample = forwardFlops(model.config);
+    const chosen = threadsFor(threads, backend, 3 * (perExample.image + perExample.text) * batchSize);
     let replicas: ReplicaPool | undefined;
     if (chosen.threads > 1) {
       onStart?.(`Starting ${chosen.threads} training threads (${chosen.reason})…`);

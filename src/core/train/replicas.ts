@@ -51,18 +51,36 @@ export function localEmbedder(model: DualEncoder): Embedder {
   };
 }
 
-/** Most threads `auto` uses: past this a batch of 64 leaves each too few rows to pay for the hand-offs. */
+/** Most threads `auto` uses. */
 const maxAutoThreads = 8;
 
-/** The threads a run uses: `requested` (0 = auto: the cores Node reports, at most 8); 1 on backends that are not CPU ones. */
-export function threadsFor(requested: number, backend: BackendName): { threads: number; reason: string } {
+/**
+ * Training work (FLOPs, forward and backward) `auto` gives each thread a step
+ * at least. Every replica pays the whole step's ~1,300 kernel dispatches
+ * whatever its share of rows, so small steps lose by splitting. Measured on 2
+ * cores with the native matMul (docs/results.md): the default model at b = 64
+ * (2.2 GFLOP a step) ran 0.8× as fast on 2 threads as on 1; at b = 256
+ * (8.6 GFLOP) 1.15× faster; the large preset (62 GFLOP) 1.25× faster.
+ */
+const autoFlopsPerThread = 4e9;
+
+/**
+ * The threads a run uses: `requested`, or for 0 (auto) one per core (at most
+ * 8) but no more than gives each `autoFlopsPerThread` of a step's training
+ * work (`stepFlops`); always 1 on backends that are not CPU ones.
+ */
+export function threadsFor(requested: number, backend: BackendName, stepFlops?: number): { threads: number; reason: string } {
   if (backend !== 'wasm' && backend !== 'cpu') {
     return { threads: 1, reason: `the ${backend} backend runs its own kernels in parallel; data-parallel threads are for the wasm and cpu backends` };
   }
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
   if (requested > 0) return { threads: requested, reason: requested > cores ? `set to ${requested} (more than the ${cores} cores here)` : `set to ${requested}` };
-  const threads = Math.max(1, Math.min(cores, maxAutoThreads));
-  return { threads, reason: `auto: ${cores} cores${cores > maxAutoThreads ? `, capped at ${maxAutoThreads}` : ''}` };
+  const byCores = Math.max(1, Math.min(cores, maxAutoThreads));
+  if (stepFlops === undefined) return { threads: byCores, reason: `auto: up to one per core (${cores}${cores > maxAutoThreads ? `, at most ${maxAutoThreads}` : ''}), fewer when a step is too small to split` };
+  const byWork = Math.max(1, Math.floor(stepFlops / autoFlopsPerThread));
+  const threads = Math.min(byCores, byWork);
+  const why = threads < byCores ? `a step's ${(stepFlops / 1e9).toFixed(1)} GFLOP of training gives ${threads === 1 ? 'one thread' : `${threads} threads`} at least ${autoFlopsPerThread / 1e9} GFLOP each` : `one per core`;
+  return { threads, reason: `auto: ${cores} cores; ${why}` };
 }
 
 /**

@@ -232,7 +232,7 @@ export class Trainer {
           tokenizer: tokenizer.toJson(),
         };
       }
-      const created = await Learner.create(model, optimizer, config.loss, backend.chosen, config.threads, hooks.onStage);
+      const created = await Learner.create(model, optimizer, config.loss, backend.chosen, config.threads, config.batchSize, hooks.onStage);
       learner = created.learner;
       const { threads, reason } = created;
       record.update({ backend: { chosen: backend.chosen, attempts: backend.attempts, warning: backend.warning, ...(backend.matMul ? { matMul: backend.matMul } : {}), threads, threadsReason: reason } });
