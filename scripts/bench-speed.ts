@@ -55,8 +55,10 @@ const { values } = parseArgs({
      */
     threads: { type: 'string', default: String(os.cpus().length) },
     'no-single-thread': { type: 'boolean', default: false },
-    /** Sift's data-parallel threads (0 = one per core, as a run's default). */
+    /** Sift's data-parallel threads (0 = auto, as a run's default). */
     'sift-threads': { type: 'string', default: '0' },
+    /** Instead of the figures: Sift's training step on each of these thread counts (e.g. 1,2), alternating, then exit. */
+    'compare-threads': { type: 'string' },
     /** tuned (run.sh raises glibc's malloc thresholds), default (glibc as it comes) or tcmalloc (from setup.sh). */
     'torch-malloc': { type: 'string', default: 'tuned' },
     /**
@@ -179,6 +181,34 @@ export async function makeSiftSide(config: SiftSideConfig): Promise<SiftSide> {
   };
 }
 // ===== end of the Sift side =====
+
+/**
+ * Sift's training step on several thread counts, alternating rounds so that
+ * each count sees the same load; writes bench-results/threads.{json,md}.
+ */
+async function compareThreads(counts: number[], base: SiftSideConfig, rounds: number, repeats: number): Promise<void> {
+  const sides = [];
+  for (const threads of counts) sides.push({ threads, side: await makeSiftSide({ ...base, threads }), samples: [] as number[] });
+  for (let round = 0; round < rounds; round++) {
+    for (const entry of sides) entry.samples.push(...(await timeSamples(() => entry.side.train(1), repeats)));
+  }
+  const perExample = forwardFlops(base.model);
+  const stepGflop = (3 * (perExample.image + perExample.text) * base.batch) / 1e9;
+  const baseline = median(sides[0].samples);
+  const rows = sides.map(({ threads, samples }) => ({ threads, medianSeconds: median(samples), speedUp: baseline / median(samples), examplesPerSecond: base.batch / median(samples) }));
+  const markdown = [
+    `# bench:speed --compare-threads — training step, b = ${base.batch}, ${stepGflop.toFixed(1)} GFLOP a step, ${rounds} rounds × ${repeats} steps per thread count, alternating`,
+    '',
+    '| threads | median step | examples/s | speed-up over the first |',
+    '| --- | --- | --- | --- |',
+    ...rows.map((r) => `| ${r.threads} | ${(1000 * r.medianSeconds).toFixed(1)} ms | ${r.examplesPerSecond.toFixed(0)} | ${r.speedUp.toFixed(2)}× |`),
+  ].join('\n');
+  fs.mkdirSync(values.out!, { recursive: true });
+  fs.writeFileSync(path.join(values.out!, 'threads.json'), JSON.stringify({ benchmark: 'threads', date: new Date().toISOString(), batch: base.batch, stepGflop, rows }, null, 2) + '\n');
+  fs.writeFileSync(path.join(values.out!, 'threads.md'), markdown + '\n');
+  process.stdout.write(`${markdown}\n\nWritten ${path.join(values.out!, 'threads.json')} and .md\n`);
+  for (const { side } of sides) await side.dispose();
+}
 
 /** Seconds of `repeats` runs of fn after one warm-up run. */
 async function timeSamples(fn: () => Promise<void> | void, repeats: number): Promise<number[]> {
@@ -428,6 +458,11 @@ async function main(): Promise<void> {
   const pixels = await data.loadImages(rows(superBatch));
   const ids = tokenizer.encodeBatch(captions.slice(0, superBatch));
 
+  if (values['compare-threads']) {
+    await compareThreads(values['compare-threads'].split(',').map(Number), { model: modelConfig, optimizer: optimizerConfig, batch, superBatch, chunks: config.chunks, seed: 0, pixels, ids, backend: backend.chosen, threads: 0 }, Number(values.rounds ?? 3), repeats);
+    await data.close();
+    return;
+  }
   const sift = await makeSiftSide({ model: modelConfig, optimizer: optimizerConfig, batch, superBatch, chunks: config.chunks, seed: 0, pixels, ids, backend: backend.chosen, threads: Number(values['sift-threads']) });
 
   // ---- PyTorch: start (one server per thread count), compare the models, check the port.

@@ -129,7 +129,7 @@ test('a branch at a kept checkpoint shows under its parent; both stop', { timeou
   await wb().screenshot('05-dashboard');
 
   await wb().contextMenu(new RegExp(parent), 'Inspect Selected Batch');
-  await wb().webviewText(/step/i, 30_000);
+  await wb().webviewText(/\d+ steps? recorded/, 30_000);
   await sleep(2000);
   await wb().screenshot('05b-inspector');
 

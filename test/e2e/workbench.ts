@@ -347,17 +347,30 @@ export class Workbench {
     await button.click();
   }
 
-  /** The text of the webview the editor shows now (a Markdown preview, a panel): two iframes deep. */
+  /**
+   * The text of a webview the editor shows (a Markdown preview, a panel): two
+   * iframes deep. Every webview frame is read: with two panels open side by
+   * side (a dashboard and an inspector) there are two, and a single locator
+   * over both fails Playwright's strict mode on every read, which looked like
+   * a blank panel.
+   */
   async webviewText(pattern: RegExp, timeoutMs = 60_000): Promise<string> {
-    const body = this.page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame').locator('body');
+    const frames = this.page.locator('iframe.webview.ready');
     const deadline = Date.now() + timeoutMs;
-    let text = '';
+    let texts: string[] = [];
     while (Date.now() < deadline) {
-      text = (await body.textContent({ timeout: 5000 }).catch(() => '')) ?? '';
-      if (pattern.test(text)) return text;
+      texts = [];
+      const count = await frames.count();
+      for (let i = 0; i < count; i++) {
+        const body = frames.nth(i).contentFrame().locator('iframe#active-frame').contentFrame().locator('body');
+        texts.push(((await body.textContent({ timeout: 2000 }).catch(() => '')) ?? '').trim());
+      }
+      const match = texts.find((text) => pattern.test(text));
+      if (match !== undefined) return match;
       await sleep(300);
     }
-    throw new Error(`No webview showed ${pattern} within ${timeoutMs} ms; the last text seen: ${text.slice(0, 300)}`);
+    const shot = await this.screenshot(`failed-webview-${pattern.source.replace(/[^a-z0-9]+/gi, '-').slice(0, 40)}`);
+    throw new Error(`No webview showed ${pattern} within ${timeoutMs} ms; the ${texts.length} webview(s) last showed: ${texts.map((t) => JSON.stringify(t.slice(0, 150))).join(', ') || 'none'} (screenshot ${shot})`);
   }
 
   async clearNotifications(): Promise<void> {

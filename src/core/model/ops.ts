@@ -1,8 +1,8 @@
 /**
  * The few tensor operations the dual encoder is built from, each with a
  * hand-written gradient so that forward and backward passes stay on the
- * wasm backend's fast kernels (figures: `.scratch`-free, measured with
- * `npm run bench:speed` and test/unit/ops.test.ts):
+ * wasm backend's fast kernels (timings of single kernels on 2 cores; the
+ * step as a whole: docs/results.md, `npm run bench:speed`):
  * - wasm's matMul with a transpose flag runs its naive loop (~2 GFLOP/s
  *   against ~25 without), so gradients transpose explicitly there (not where
  *   the native BLAS runs matMuls, see nativeMatMul.ts);

@@ -58,9 +58,10 @@ const maxAutoThreads = 8;
  * Training work (FLOPs, forward and backward) `auto` gives each thread a step
  * at least. Every replica pays the whole step's ~1,300 kernel dispatches
  * whatever its share of rows, so small steps lose by splitting. Measured on 2
- * cores with the native matMul (docs/results.md): the default model at b = 64
- * (2.2 GFLOP a step) ran 0.8× as fast on 2 threads as on 1; at b = 256
- * (8.6 GFLOP) 1.15× faster; the large preset (62 GFLOP) 1.25× faster.
+ * cores with the native matMul (`npm run bench:speed -- --compare-threads
+ * 1,2`, docs/results.md): the default model at b = 64 (2.1 GFLOP a step) ran
+ * 0.87× as fast on 2 threads as on 1; at b = 256 (8.6 GFLOP) 1.22× faster;
+ * the large preset (63 GFLOP) 1.46× faster.
  */
 const autoFlopsPerThread = 4e9;
 

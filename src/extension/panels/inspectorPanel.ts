@@ -13,7 +13,11 @@ import { InspectorModel } from '../../panels/inspector';
 import { ThumbnailService } from '../../panels/thumbnails';
 import { parseInspectorWebviewMessage, type InspectorHostMessage, type InspectorState } from '../../protocol/webview';
 import type { WorkerEvent } from '../../protocol/worker';
+import { Coalescer } from '../coalesce';
 import { loadWebview, webviewOptions, type PanelContext } from './webview';
+
+/** How often the panel hears of a training run's new steps at most. */
+const deltaIntervalMs = 250;
 
 let thumbnails: ThumbnailService | undefined;
 
@@ -25,6 +29,20 @@ export class InspectorPanel implements vscode.Disposable {
   /** The step to show first (from the dashboard's heatmap), taken up at `ready`. */
   private requestedStep: number | undefined;
   private readonly disposables: vscode.Disposable[] = [];
+  /**
+   * Deltas from the worker waiting to be posted, the newest of each kind. A
+   * run on the native matMul reports dozens of steps a second, and posting
+   * each one keeps the webview re-drawing its step range while it loads (the
+   * suspected cause of a blank inspector seen in the end-to-end tests). Each
+   * delta carries the whole state of its kind, so the newest stands for the
+   * rest.
+   */
+  private readonly pendingDeltas = new Map<InspectorHostMessage['type'], InspectorHostMessage>();
+  private readonly deltas = new Coalescer(() => {
+    const messages = [...this.pendingDeltas.values()];
+    this.pendingDeltas.clear();
+    this.post(...messages);
+  }, deltaIntervalMs);
 
   static createOrShow(context: PanelContext, dir: string, step?: number): InspectorPanel {
     const existing = InspectorPanel.current;
@@ -75,6 +93,7 @@ export class InspectorPanel implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.deltas.dispose();
     if (InspectorPanel.current === this) InspectorPanel.current = undefined;
     for (const disposable of this.disposables.splice(0)) disposable.dispose();
     this.panel.dispose();
@@ -84,8 +103,14 @@ export class InspectorPanel implements vscode.Disposable {
     const model = this.model;
     if (!model || model.dir !== dir) return;
     try {
-      if (event.type === 'selection') this.post(...(await model.appendSelection(event.line as unknown as SelectionLine)));
-      else if (event.type === 'status') this.post(model.updateStatus(event.state === 'finished' && event.reason === 'stopped' ? 'stopped' : event.state));
+      if (event.type === 'selection') {
+        for (const message of await model.appendSelection(event.line as unknown as SelectionLine)) this.pendingDeltas.set(message.type, message);
+        this.deltas.request();
+      } else if (event.type === 'status') {
+        // In order: the steps before the status change first.
+        this.deltas.flush();
+        this.post(model.updateStatus(event.state === 'finished' && event.reason === 'stopped' ? 'stopped' : event.state));
+      }
     } catch (error) {
       // Reading the run's selections failed (a damaged or vanished log): said once per event, in the panel and the log.
       this.context.log.warn(`Batch inspector: ${(error as Error).message}`);
