@@ -26,7 +26,7 @@ Commands:
   resume    RUN_DIR: continue a paused, stopped or interrupted run from its newest checkpoint
   branch    RUN_DIR --at-step N [--set key=value ...]: a new run from a checkpoint, with changed settings
   runs      [DIR]: the runs in DIR (default .sift/runs) as a tree of branches
-  demo      the story on built-in data: reference and uniform side by side, then JEST, then the comparison (~10 min; --quick ~1 min)
+  demo      the story on built-in data: reference and uniform side by side, then JEST, then the comparison (~3 min on 2 cores, ~10 without the native matMul; --quick ~1 min)
   doctor    [--json]: which TensorFlow.js backends load here, and why the others do not
   help      this text
 
