@@ -79,6 +79,18 @@ export function backendForRuns(report: DoctorReport, setting: BackendSetting): {
     : { backend: null, explanation: `\`sift.backend\` pins \`${setting}\`, which does not load here: runs will fail to start. Fix it as below, or set \`sift.backend\` to \`auto\`.` };
 }
 
+/** How fast the chosen CPU backend runs: its matMul kernel and the trainer's threads (as `sift doctor` prints them). */
+function speedLines(report: DoctorReport, backend: BackendName | null): string[] {
+  if (!backend || backend !== report.chosen) return [];
+  const lines: string[] = [];
+  if (report.matMul) {
+    const { active, blas, reason, fix } = report.matMul;
+    lines.push('', active ? `- matMul: native ${blas} (the wasm backend's matrix products run through it).` : `- matMul: wasm SIMD — ${reason ?? 'the native matMul is off'}${/\.$/.test(reason ?? '') ? '' : '.'}${fix ? ` Fix: ${fix}` : ''}`);
+  }
+  if (report.threads) lines.push(`${lines.length === 0 ? '\n' : ''}- threads: ${report.threads.threads} (${report.threads.reason}; a run's \`threads\` setting changes it).`);
+  return lines;
+}
+
 export function doctorMarkdown(report: DoctorReport, context: DoctorContext): string {
   const runs = backendForRuns(report, context.setting);
   const lines = [
@@ -87,6 +99,7 @@ export function doctorMarkdown(report: DoctorReport, context: DoctorContext): st
     `Each TensorFlow.js backend was loaded in a separate process (Node ${report.node}, ${report.platform}) and made to run a small matrix product.`,
     '',
     `**Runs will use: ${runs.backend ? `\`${runs.backend}\`` : 'nothing'}.** ${runs.explanation}`,
+    ...speedLines(report, runs.backend),
     '',
     '| backend | package | result | why |',
     '|---|---|---|---|',

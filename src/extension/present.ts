@@ -53,11 +53,13 @@ function liveStatus(run: LiveRun): DisplayStatus {
   return run.state;
 }
 
-function describe(node: Pick<RunNode, 'status' | 'step' | 'totalSteps' | 'forkStep'>, method: string, best: number | undefined, reason?: string): string {
+/** A row's description: method, steps, best recall, where a branch forked, and the state (while starting, what it is doing). */
+function describe(node: Pick<RunNode, 'status' | 'step' | 'totalSteps' | 'forkStep'>, method: string, best: number | undefined, reason?: string, stage?: string): string {
   const parts = [method, `${node.step}/${node.totalSteps}`];
   if (best !== undefined) parts.push(`R@1 ${percent(best)}`);
   if (node.forkStep !== null) parts.push(`from step ${node.forkStep}`);
   if (node.status === 'paused' && reason === 'write-failed') parts.push('paused: a write failed');
+  else if (node.status === 'starting' && stage) parts.push(stage);
   else if (node.status !== 'running' && node.status !== 'finished') parts.push(node.status);
   return parts.join(' · ');
 }
@@ -98,7 +100,7 @@ export function runNodes(forest: readonly IndexedRun[], live: readonly LiveRun[]
     return {
       ...base,
       label: run.id,
-      description: describe(base, run.method, best, open?.reason),
+      description: describe(base, run.method, best, open?.reason, open?.stage?.message),
       tooltip: tooltip(run, open, base, best),
       live: open !== undefined,
       icon: statusIcons[status],
@@ -116,7 +118,7 @@ export function runNodes(forest: readonly IndexedRun[], live: readonly LiveRun[]
     nodes.push({
       ...base,
       label: id,
-      description: run.stage?.message ?? describe(base, run.request.kind === 'new' ? (run.request.config.method ?? 'uniform') : run.request.kind, run.bestI2tR1, run.reason),
+      description: describe(base, run.request.kind === 'new' ? (run.request.config.method ?? 'uniform') : run.request.kind, run.bestI2tR1, run.reason, run.stage?.message),
       tooltip: tooltip(undefined, run, base, run.bestI2tR1),
       live: true,
       icon: statusIcons[status],

@@ -17,6 +17,26 @@ export interface PanelHtmlOptions {
   /** A fresh nonce per render (`makeNonce`). */
   nonce: string;
   title: string;
+  /**
+   * After this long without its script having run, the page shows what to do
+   * instead of staying blank (see bootMessage). Default 10 s.
+   */
+  bootTimeoutMs?: number;
+}
+
+/**
+ * What a panel shows when its script never ran (the page is otherwise empty:
+ * the DOM is built by the script). Seen in VS Code for the web when a
+ * webview's files did not arrive; a user needs the way out, not a blank tab.
+ * Pure HTML and a nonce'd style (no script can be relied on here): hidden at
+ * first, shown by a CSS animation once `bootTimeoutMs` passed; the script
+ * removes it as its first act (webview/shared/host.ts, connect).
+ */
+export function bootMessage(title: string): string {
+  return `<div id="sift-boot" class="sift-boot" role="alert">
+<p><strong>${escapeHtml(title)} did not start:</strong> its script has not run.</p>
+<p>Close this tab and open it again. If it stays empty, run <strong>Developer: Reload Webviews</strong> from the Command Palette, and look in the <strong>Sift</strong> output channel (View → Output) for what went wrong.</p>
+</div>`;
 }
 
 /** 128 random bits, base64: unguessable, as a CSP nonce must be. */
@@ -40,6 +60,7 @@ export function contentSecurityPolicy({ cspSource, nonce }: Pick<PanelHtmlOption
 export function panelHtml(options: PanelHtmlOptions): string {
   if (!/^[A-Za-z0-9+/=]{16,}$/.test(options.nonce)) throw new Error('panelHtml: the nonce must be base64 of at least 12 random bytes (makeNonce()).');
   const attr = escapeHtml;
+  const bootDelay = Math.max(0, Math.round(options.bootTimeoutMs ?? 10_000));
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -47,9 +68,14 @@ export function panelHtml(options: PanelHtmlOptions): string {
 <meta http-equiv="Content-Security-Policy" content="${attr(contentSecurityPolicy(options))}">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
 <link rel="stylesheet" href="${attr(options.styleUri)}">
+<style nonce="${attr(options.nonce)}">
+.sift-boot { visibility: hidden; animation: sift-boot-show 0s linear ${bootDelay}ms forwards; padding: 8px 0; max-width: 60em; }
+@keyframes sift-boot-show { to { visibility: visible; } }
+</style>
 <title>${escapeHtml(options.title)}</title>
 </head>
 <body>
+${bootMessage(options.title)}
 <div id="app" class="app"></div>
 <script nonce="${attr(options.nonce)}" src="${attr(options.scriptUri)}"></script>
 </body>

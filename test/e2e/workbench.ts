@@ -77,13 +77,42 @@ export interface WorkbenchOptions {
 }
 
 export class Workbench {
+  /**
+   * What the browser said, from every frame (the workbench and each webview):
+   * console messages, uncaught errors and failed requests, newest last. A
+   * panel that stays blank says why here; it is written to
+   * test-results/e2e/browser-<n>.log when the workbench closes.
+   */
+  private readonly browserLog: string[] = [];
+
   private constructor(
     readonly page: Page,
     private readonly browser: Browser,
     private readonly server: ChildProcess,
     private readonly scratch: string,
     readonly serverLog: () => string,
-  ) {}
+  ) {
+    const started = Date.now();
+    const note = (line: string): void => {
+      this.browserLog.push(`${((Date.now() - started) / 1000).toFixed(1).padStart(7)} s ${line}`);
+      if (this.browserLog.length > 4000) this.browserLog.splice(0, 1000);
+    };
+    page.on('console', (message) => {
+      if (message.type() === 'error' || message.type() === 'warning' || /webview|sift/i.test(message.text())) note(`console.${message.type()} [${message.location().url.slice(0, 120)}] ${message.text().slice(0, 500)}`);
+    });
+    page.on('pageerror', (error) => note(`pageerror ${error.stack ?? error.message}`));
+    page.on('requestfailed', (request) => note(`requestfailed ${request.url().slice(0, 200)}: ${request.failure()?.errorText ?? ''}`));
+    page.on('frameattached', (frame) => note(`frame attached ${frame.url().slice(0, 120)}`));
+    // The panels' own files (dist/webview/*), which a webview's service worker fetches through the workbench.
+    const ours = (url: string): boolean => /dist\/webview\//.test(url);
+    page.on('request', (request) => ours(request.url()) && note(`request ${request.url().replace(/^.*dist\/webview\//, '')}`));
+    page.on('response', (response) => ours(response.url()) && note(`response ${response.status()} ${response.url().replace(/^.*dist\/webview\//, '')}${response.fromServiceWorker() ? ' (service worker)' : ''}`));
+  }
+
+  /** The browser's last `count` log lines (see browserLog). */
+  browserLogTail(count = 30): string {
+    return this.browserLog.slice(-count).join('\n');
+  }
 
   static async open(options: WorkbenchOptions): Promise<Workbench> {
     if (!fs.existsSync(codeServer)) throw new Error(`${codeServer} is missing: run bash scripts/e2e/install-code-server.sh (npm run test:e2e does).`);
@@ -150,6 +179,10 @@ export class Workbench {
   }
 
   async close(): Promise<void> {
+    fs.mkdirSync(resultsDir, { recursive: true });
+    let n = 1;
+    while (fs.existsSync(path.join(resultsDir, `browser-${n}.log`))) n++;
+    fs.writeFileSync(path.join(resultsDir, `browser-${n}.log`), `${this.browserLog.join('\n')}\n`);
     await this.browser.close().catch(() => {});
     if (this.server.pid !== undefined && this.server.exitCode === null) {
       // code-server runs the extension host (and its workers) as children: end its whole group.
@@ -205,9 +238,13 @@ export class Workbench {
     return this.page.locator('.quick-input-widget');
   }
 
-  /** Picks the quick pick row whose label contains `label`. */
+  /**
+   * Picks the quick pick row whose label contains `label`. Only a visible row:
+   * the widget keeps rows of earlier picks in its DOM, hidden (once 43 of
+   * them matched, and the first stayed hidden until the wait ran out).
+   */
   async pick(label: string | RegExp, timeoutMs = 20_000): Promise<void> {
-    const row = this.quickInput.locator('.monaco-list-row', { hasText: label }).first();
+    const row = this.quickInput.locator('.monaco-list-row', { hasText: label }).filter({ visible: true }).first();
     try {
       await row.waitFor({ timeout: timeoutMs });
       await row.click({ timeout: 5000 });
@@ -370,7 +407,7 @@ export class Workbench {
       await sleep(300);
     }
     const shot = await this.screenshot(`failed-webview-${pattern.source.replace(/[^a-z0-9]+/gi, '-').slice(0, 40)}`);
-    throw new Error(`No webview showed ${pattern} within ${timeoutMs} ms; the ${texts.length} webview(s) last showed: ${texts.map((t) => JSON.stringify(t.slice(0, 150))).join(', ') || 'none'} (screenshot ${shot})`);
+    throw new Error(`No webview showed ${pattern} within ${timeoutMs} ms; the ${texts.length} webview(s) last showed: ${texts.map((t) => JSON.stringify(t.slice(0, 150))).join(', ') || 'none'} (screenshot ${shot}); the browser's last words:\n${this.browserLogTail()}`);
   }
 
   async clearNotifications(): Promise<void> {

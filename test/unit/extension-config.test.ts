@@ -134,6 +134,12 @@ test('the GPU check says what loaded, what failed with the fix, and which backen
   assert.deepEqual(backendForRuns(report('failed'), 'gpu').backend, null, 'a pinned backend that does not load: no run starts');
   assert.match(backendForRuns(report('failed'), 'gpu').explanation, /does not load here/);
   assert.equal(backendForRuns(report('failed'), 'cpu').backend, 'cpu');
+  assert.doesNotMatch(markdown, /matMul:/, 'no matMul line when the check did not report one');
+  const fast = doctorMarkdown({ ...report('failed'), matMul: { active: true, blas: 'OpenBLAS' }, threads: { threads: 2, reason: 'auto: up to one per core (2)' } }, context);
+  assert.match(fast, /- matMul: native OpenBLAS/);
+  assert.match(fast, /- threads: 2 \(auto: up to one per core \(2\); a run's `threads` setting changes it\)/);
+  const slow = doctorMarkdown({ ...report('failed'), matMul: { active: false, reason: 'the native matMul addon is not built.', fix: 'apt-get install libopenblas-dev, then npm run build:native' } }, context);
+  assert.match(slow, /- matMul: wasm SIMD — the native matMul addon is not built\. Fix: apt-get install libopenblas-dev/);
   const withGpu = doctorMarkdown(report('available'), context);
   assert.match(withGpu, /Runs will use: `node-gpu`/);
   assert.doesNotMatch(withGpu, /Training on an NVIDIA GPU/);

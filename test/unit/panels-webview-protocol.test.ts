@@ -25,10 +25,18 @@ describe('panelHtml', () => {
     assert.ok(html.includes('<link rel="stylesheet" href="vscode-resource://ext/dist/webview/dashboard.css">'));
   });
 
-  test('no inline script or style, and the title escaped', () => {
-    assert.doesNotMatch(html, /style=|<style|onload=|onerror=/i);
+  test('no inline script, one nonce-d style (the boot message), and the title escaped', () => {
+    assert.doesNotMatch(html, /style=|onload=|onerror=/i);
     assert.equal((html.match(/<script/g) ?? []).length, 1);
+    assert.deepEqual(html.match(/<style[^>]*>/g), [`<style nonce="${nonce}">`]);
     assert.ok(html.includes('<title>Runs &lt;&amp;&gt; &quot;x&quot;</title>'));
+  });
+
+  test('says what to do if its script never runs, naming the panel', () => {
+    assert.match(html, /<div id="sift-boot"[^>]*role="alert">/);
+    assert.match(html, /Runs &lt;&amp;&gt; &quot;x&quot; did not start/);
+    assert.match(html, /Developer: Reload Webviews/);
+    assert.match(html, /animation: sift-boot-show 0s linear 10000ms forwards/);
   });
 
   test('refuses a weak nonce; nonces differ', () => {

@@ -89,3 +89,36 @@ test('sift: a second Ctrl-C stops the run, checkpointed (exit 130); a folder tha
   assert.equal(notARun.code, 2);
   assert.match(notARun.stderr, /nowhere holds no run/);
 });
+
+/** Whether process `pid` is alive. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test('sift: when the CLI is killed (kill -9), its worker does not train on alone: it checkpoints, leaves the run paused and exits; resume continues it', async () => {
+  const cwd = tmp('sift-cli-');
+  const runDir = path.join('.sift', 'runs', 'orphan');
+  const killed = await sift(cwd, ['train', ...tiny, '--steps', '400', '--run-dir', runDir], (text, pid) => {
+    if (/step 1\//.test(text) && alive(pid)) process.kill(pid, 'SIGKILL');
+  });
+  assert.equal(killed.code, null, 'the CLI died of the signal');
+  const workerPid = readRunJson(path.join(cwd, runDir)).pid;
+  assert.ok(typeof workerPid === 'number' && workerPid !== 0, 'run.json names the worker');
+  const deadline = Date.now() + 60_000;
+  while (alive(workerPid) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.equal(alive(workerPid), false, 'the worker left when its CLI died');
+  const run = readRunJson(path.join(cwd, runDir));
+  assert.equal(run.status, 'paused');
+  const kept = listCheckpoints(path.join(cwd, runDir));
+  assert.ok(kept.length > 0 && kept[kept.length - 1] < 400, `a checkpoint where it stopped (${kept.join(', ')})`);
+
+  const resumed = await sift(cwd, ['resume', runDir]);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.match(resumed.stderr, new RegExp(`Continuing from step ${kept[kept.length - 1]}, its checkpoint\\.`));
+  assert.equal(readRunJson(path.join(cwd, runDir)).status, 'finished');
+});

@@ -36,8 +36,11 @@ export async function startServer(): Promise<{ origin: string; close: () => Prom
     if (page) {
       const origin = `http://${request.headers.host}`;
       const theme = (url.searchParams.get('theme') ?? 'dark') as Theme;
+      // ?missing-script=1: the panel's script does not arrive (as when a webview's files fail to load).
+      const missing = url.searchParams.get('missing-script') === '1';
       const html = panelHtml({
-        scriptUri: `${origin}/dist/webview/${page[1]}.js`,
+        scriptUri: `${origin}/dist/webview/${missing ? 'no-such-bundle' : page[1]}.js`,
+        bootTimeoutMs: url.searchParams.has('boot-ms') ? Number(url.searchParams.get('boot-ms')) : undefined,
         styleUri: `${origin}/dist/webview/${page[1]}.css`,
         cspSource: origin,
         nonce: makeNonce(),

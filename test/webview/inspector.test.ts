@@ -91,6 +91,24 @@ describe('batch inspector webview', () => {
     }
   });
 
+  test('a panel whose script never arrives says what to do instead of staying blank', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(`${server.origin}/panel/inspector?theme=dark&missing-script=1&boot-ms=300`);
+    const boot = page.locator('#sift-boot');
+    await boot.waitFor({ state: 'visible', timeout: 10_000 });
+    const text = (await boot.textContent())!.replace(/\s+/g, ' ');
+    assert.match(text, /inspector did not start: its script has not run/);
+    assert.match(text, /Close this tab and open it again/);
+    assert.match(text, /Developer: Reload Webviews/);
+    await screenshot(page, 'inspector-did-not-start');
+    await page.close();
+
+    // A panel whose script runs removes the message before it could show.
+    const { panel } = await openInspector('dark', path.join(root, 'jest-f80'));
+    assert.equal(await panel.page.locator('#sift-boot').count(), 0);
+    await panel.page.close();
+  });
+
   test('selecting a step by box, slider and buttons asks the host and shows it', async () => {
     const { panel } = await openInspector('dark', path.join(root, 'jest-f80'));
     const { page } = panel;

@@ -21,6 +21,8 @@ export interface HostChannel<Out, State> {
 }
 
 export function connect<Out, State>(): HostChannel<Out, State> {
+  // The script runs: the page's "did not start" message (src/panels/html.ts) is not needed.
+  document.getElementById('sift-boot')?.remove();
   // acquireVsCodeApi may be called once per page load.
   const api = acquireVsCodeApi();
   return {

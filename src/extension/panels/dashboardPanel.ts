@@ -11,7 +11,7 @@ import type { MetricLine, SelectionLine } from '../../core/runs/record';
 import { DashboardModel } from '../../panels/dashboard';
 import { defaultDashboardView, parseDashboardWebviewMessage, type DashboardHostMessage, type DashboardState, type DashboardView, type DashboardWebviewMessage } from '../../protocol/webview';
 import type { WorkerEvent } from '../../protocol/worker';
-import { loadWebview, saveExport, webviewOptions, type PanelContext } from './webview';
+import { WebviewBoot, loadWebview, saveExport, webviewOptions, type PanelContext } from './webview';
 
 export class DashboardPanel implements vscode.Disposable {
   static readonly viewType = 'sift.dashboard';
@@ -26,6 +26,7 @@ export class DashboardPanel implements vscode.Disposable {
   private readonly loaded: Promise<void>;
   private readonly flushTimer: NodeJS.Timeout;
   private readonly disposables: vscode.Disposable[] = [];
+  private readonly boot: WebviewBoot;
 
   /** Shows the dashboard with these runs added (creating it when there is none). */
   static createOrShow(context: PanelContext, dirs: string[]): DashboardPanel {
@@ -56,8 +57,12 @@ export class DashboardPanel implements vscode.Disposable {
     this.view = view ?? defaultDashboardView;
     panel.iconPath = vscode.Uri.joinPath(context.extensionUri, 'media', 'sift.svg');
     this.loaded = this.addRuns(dirs);
-    loadWebview(panel, context.extensionUri, 'dashboard', 'Sift Dashboard');
+    const load = (): void => loadWebview(panel, context.extensionUri, 'dashboard', 'Sift Dashboard');
+    this.boot = new WebviewBoot(panel, 'Dashboard', context.log, load);
+    load();
+    this.boot.loading();
     this.disposables.push(
+      this.boot,
       panel.onDidDispose(() => this.dispose()),
       panel.webview.onDidReceiveMessage((message: unknown) => void this.receive(message)),
       { dispose: context.manager.onEvent((event) => event.type === 'worker' && event.run.run && this.fromWorker(event.run.run.id, event.event)) },
@@ -143,6 +148,7 @@ export class DashboardPanel implements vscode.Disposable {
     const message: DashboardWebviewMessage = parsed.message;
     switch (message.type) {
       case 'ready':
+        this.boot.ready();
         this.view = message.payload.view;
         this.ready = false;
         await this.loaded;

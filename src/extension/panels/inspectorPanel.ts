@@ -14,7 +14,7 @@ import { ThumbnailService } from '../../panels/thumbnails';
 import { parseInspectorWebviewMessage, type InspectorHostMessage, type InspectorState } from '../../protocol/webview';
 import type { WorkerEvent } from '../../protocol/worker';
 import { Coalescer } from '../coalesce';
-import { loadWebview, webviewOptions, type PanelContext } from './webview';
+import { WebviewBoot, loadWebview, webviewOptions, type PanelContext } from './webview';
 
 /** How often the panel hears of a training run's new steps at most. */
 const deltaIntervalMs = 250;
@@ -29,6 +29,7 @@ export class InspectorPanel implements vscode.Disposable {
   /** The step to show first (from the dashboard's heatmap), taken up at `ready`. */
   private requestedStep: number | undefined;
   private readonly disposables: vscode.Disposable[] = [];
+  private readonly boot: WebviewBoot;
   /**
    * Deltas from the worker waiting to be posted, the newest of each kind. A
    * run on the native matMul reports dozens of steps a second, and posting
@@ -72,7 +73,9 @@ export class InspectorPanel implements vscode.Disposable {
     InspectorPanel.current = this;
     panel.iconPath = vscode.Uri.joinPath(context.extensionUri, 'media', 'sift.svg');
     thumbnails ??= new ThumbnailService();
+    this.boot = new WebviewBoot(panel, 'Batch inspector', context.log, () => this.load());
     this.disposables.push(
+      this.boot,
       panel.onDidDispose(() => this.dispose()),
       panel.webview.onDidReceiveMessage((message: unknown) => void this.receive(message)),
       { dispose: context.manager.onEvent((event) => event.type === 'worker' && event.run.run && void this.fromWorker(event.run.run.dir, event.event)) },
@@ -89,6 +92,11 @@ export class InspectorPanel implements vscode.Disposable {
     }
     this.requestedStep = step;
     this.panel.title = `Sift Batches: ${this.model.runId}`;
+    this.load();
+    this.boot.loading();
+  }
+
+  private load(): void {
     loadWebview(this.panel, this.context.extensionUri, 'inspector', this.panel.title);
   }
 
@@ -134,6 +142,7 @@ export class InspectorPanel implements vscode.Disposable {
     try {
       switch (message.type) {
         case 'ready': {
+          this.boot.ready();
           const step = this.requestedStep;
           this.requestedStep = undefined;
           const view = step === undefined ? message.payload.view : { ...message.payload.view, step, follow: false };
