@@ -13,6 +13,7 @@ import type { NativeMatMulStatus } from '../core/nativeMatMul';
 import { newRunId } from '../core/runs/record';
 import { threadsFor } from '../core/train/replicas';
 import { demo } from './demo';
+import { exportCommand } from './export';
 import { branch, exitCodesHelp, resume, runs, trainInWorker } from './runs';
 
 const kebab = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -26,6 +27,7 @@ Commands:
   resume    RUN_DIR: continue a paused, stopped or interrupted run from its newest checkpoint
   branch    RUN_DIR --at-step N [--set key=value ...]: a new run from a checkpoint, with changed settings
   runs      [DIR]: the runs in DIR (default .sift/runs) as a tree of branches
+  export    RUN_DIR --out DIR [--top-fraction X | --min-learnability Y] [--format webdataset|jsonl]: the pairs a selecting run picked, ranked, as data (sift export --help)
   demo      the story on built-in data: reference and uniform side by side, then JEST, then the comparison (~3 min on 2 cores, ~10 without the native matMul; --quick ~1 min)
   doctor    [--json]: which TensorFlow.js backends load here, and why the others do not
   help      this text
@@ -201,6 +203,8 @@ export async function main(argv: string[]): Promise<number> {
         return await branch(rest);
       case 'runs':
         return runs(rest);
+      case 'export':
+        return await exportCommand(rest);
       case 'demo':
         return await demo({ cli: process.argv[1], quick: rest.includes('--quick') });
       case 'doctor':

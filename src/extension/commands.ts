@@ -44,6 +44,7 @@ export function registerCommands(sift: Sift): vscode.Disposable[] {
     register('sift.openDashboard', (arg, args) => commands.openDashboard(arg, args)),
     register('sift.inspectBatch', (arg) => commands.inspectBatch(arg)),
     register('sift.compareRuns', (arg, args) => commands.compare(arg, args)),
+    register('sift.exportSubset', (arg) => commands.exportSubset(arg)),
     register('sift.checkGpuSetup', () => commands.checkGpuSetup()),
     register('sift.newRunConfig', () => commands.newRunConfig()),
     register('sift.revealRunFolder', (arg) => commands.reveal(arg)),
@@ -264,6 +265,86 @@ class SiftCommands {
     if (result.code !== 0) throw new Error(`The comparison failed: ${result.stderr.trim().split('\n').at(-1) ?? `exit code ${result.code}`}`);
     const markdown = fs.readFileSync(path.join(out, 'compare.md'), 'utf8');
     await this.showMarkdown('Sift run comparison', `# Sift: run comparison\n\n${markdown}\n\nThe same table as \`sift compare ${dirs.map((dir) => displayPath(dir, this.sift.workspace)).join(' ')}\`.\n`);
+  }
+
+  /** Asks for the rule, format and folder, then runs `sift export` (src/core/runs/export.ts) in a child process: it reads every selections line and writes every image. */
+  async exportSubset(arg: unknown): Promise<void> {
+    const workspace = this.requireWorkspace();
+    if (!workspace) return;
+    const node = this.sift.resolveNode(arg) ?? (await this.pickRun('Export the curated subset of which run?'));
+    if (!node) return;
+    if (this.sift.tree.configOf(node.dir)?.method === 'uniform') {
+      return void vscode.window.showInformationMessage(`Sift: ${node.id} is a uniform run: its batches were drawn at random and nothing was selected, so it has no curated subset. Export a run trained with JEST (or another selecting method).`);
+    }
+    const title = `Export Curated Subset of ${node.id}`;
+    type RuleItem = vscode.QuickPickItem & { flag?: string; prompt?: string; value?: string };
+    const rule = await vscode.window.showQuickPick<RuleItem>(
+      [
+        { label: 'All picked pairs', description: 'every pair the run picked, ranked by how often and how early' },
+        { label: 'Top fraction…', description: 'the best-ranked share of the picked pairs', flag: '--top-fraction', prompt: 'Share of the picked pairs to keep, above 0 and at most 1 (0.2 = the best-ranked fifth)', value: '0.2' },
+        { label: 'Minimum learnability…', description: 'the picked pairs whose mean learnability (learner − reference loss) reaches a floor', flag: '--min-learnability', prompt: 'Lowest mean learnability to keep (a loss difference)', value: '0.5' },
+      ],
+      { title: `${title} (1/4): which pairs?`, ignoreFocusOut: true },
+    );
+    if (!rule) return;
+    const ruleArgs: string[] = [];
+    if (rule.flag) {
+      const fraction = rule.flag === '--top-fraction';
+      const value = await vscode.window.showInputBox({
+        title: `${title} (2/4): ${rule.label.replace('…', '')}`,
+        prompt: rule.prompt,
+        value: rule.value,
+        ignoreFocusOut: true,
+        validateInput: (text) => {
+          const number = Number(text);
+          if (text.trim() === '' || !Number.isFinite(number)) return 'A number, please.';
+          return fraction && !(number > 0 && number <= 1) ? 'Above 0 and at most 1.' : undefined;
+        },
+      });
+      if (value === undefined) return;
+      ruleArgs.push(rule.flag, value.trim());
+    }
+    const format = await vscode.window.showQuickPick(
+      [
+        { label: 'WebDataset shards', description: '000000.tar…: <key>.png|jpg, .txt, .json (open_clip, webdataset)', format: 'webdataset' },
+        { label: 'Captions folder', description: 'captions.jsonl + images/ (sift train --data)', format: 'jsonl' },
+      ],
+      { title: `${title} (3/4): format`, ignoreFocusOut: true },
+    );
+    if (!format) return;
+    const parent = await vscode.window.showOpenDialog({ canSelectFiles: false, canSelectFolders: true, canSelectMany: false, defaultUri: vscode.Uri.file(workspace), openLabel: 'Export into this folder', title: `${title} (4/4): where? (a new folder is made inside)` });
+    if (!parent?.[0]) return;
+    const name = await vscode.window.showInputBox({
+      title: `${title} (4/4): folder name`,
+      prompt: `A new folder inside ${displayPath(parent[0].fsPath, workspace)}`,
+      value: `${node.id}-curated`,
+      ignoreFocusOut: true,
+      validateInput: (text) => {
+        if (text.trim() === '' || /[\\/]/.test(text)) return 'A folder name (no slashes).';
+        const target = path.join(parent[0].fsPath, text.trim());
+        const entries = fs.existsSync(target) ? fs.readdirSync(target) : [];
+        return entries.length > 0 && !entries.includes('export.json') ? `${text.trim()} exists and is not empty: choose another name.` : undefined;
+      },
+    });
+    if (name === undefined) return;
+    const out = path.join(parent[0].fsPath, name.trim());
+    const force = fs.existsSync(path.join(out, 'export.json'));
+    if (force && (await vscode.window.showWarningMessage(`${name.trim()} holds an earlier export. Replace it?`, { modal: true }, 'Replace')) !== 'Replace') return;
+    const result = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Sift: exporting the curated subset of ${node.id}…` }, () =>
+      this.runCli(['export', node.dir, '--out', out, '--format', format.format, ...ruleArgs, ...(force ? ['--force'] : [])]),
+    );
+    if (result.code !== 0) {
+      const reason = result.stderr.trim().replace(/^sift: /, '') || `exit code ${result.code}`;
+      // Exit code 2: a problem the user can fix (the CLI's ConfigError), said as it is.
+      throw result.code === 2 ? new ConfigError(reason) : new Error(`The export failed: ${reason}`);
+    }
+    const manifest = JSON.parse(fs.readFileSync(path.join(out, 'export.json'), 'utf8')) as { counts: { exported: number; picked_pairs: number } };
+    this.sift.log.info(`Exported ${manifest.counts.exported} pairs of ${node.dir} to ${out}.`);
+    const choice = await vscode.window.showInformationMessage(`Sift: exported ${manifest.counts.exported} of the ${manifest.counts.picked_pairs} pairs ${node.id} picked to ${displayPath(out, workspace)} (export.json says how they were chosen).`, 'Reveal');
+    if (choice) {
+      const uri = vscode.Uri.file(out);
+      await vscode.commands.executeCommand(vscode.workspace.getWorkspaceFolder(uri) ? 'revealInExplorer' : 'revealFileInOS', uri);
+    }
   }
 
   async checkGpuSetup(): Promise<void> {

@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Transformer } from '@napi-rs/image';
+import { encodePng } from '../core/data/decode';
 import { openDataset } from '../core/data/open';
 import type { ImageTextDataset, OpenDatasetOptions } from '../core/data/types';
 import { maxImageSize, thumbnailSize, type ImageEntry } from '../protocol/webview';
@@ -211,14 +211,5 @@ export class ThumbnailService {
   }
 }
 
-/** RGB floats in [0, 1], HWC → PNG bytes. */
-export async function encodePng(rgb: Float32Array, side: number): Promise<Uint8Array> {
-  const rgba = new Uint8Array(side * side * 4);
-  for (let p = 0, q = 0; p < side * side; p++, q += 3) {
-    rgba[p * 4] = Math.round(Math.min(1, Math.max(0, rgb[q])) * 255);
-    rgba[p * 4 + 1] = Math.round(Math.min(1, Math.max(0, rgb[q + 1])) * 255);
-    rgba[p * 4 + 2] = Math.round(Math.min(1, Math.max(0, rgb[q + 2])) * 255);
-    rgba[p * 4 + 3] = 255;
-  }
-  return new Uint8Array(await Transformer.fromRgbaPixels(rgba, side, side).png());
-}
+/** RGB floats in [0, 1], HWC → PNG bytes (the encoder lives with the decoder, in core). */
+export { encodePng };

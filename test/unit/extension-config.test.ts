@@ -42,7 +42,7 @@ test('every command is contributed with a title in the Sift category, and every 
   const ids = new Set(commands.map((c) => c.command));
   for (const command of commands) assert.equal(command.category, 'Sift', command.command);
   const titles = commands.map((c) => c.title);
-  for (const title of ['Start Training Run…', 'Train Reference Model…', 'Pause Run', 'Resume Run', 'Stop Run', 'Branch Run from Checkpoint…', 'Open Dashboard', 'Inspect Selected Batch', 'Compare Runs…', 'Check GPU Setup', 'New Run Configuration']) {
+  for (const title of ['Start Training Run…', 'Train Reference Model…', 'Pause Run', 'Resume Run', 'Stop Run', 'Branch Run from Checkpoint…', 'Open Dashboard', 'Inspect Selected Batch', 'Compare Runs…', 'Export Curated Subset…', 'Check GPU Setup', 'New Run Configuration']) {
     assert.ok(titles.includes(title), title);
   }
   for (const [menu, entries] of Object.entries(manifest.contributes.menus as Record<string, { command: string }[]>)) {

@@ -283,3 +283,27 @@ function cleanDecoderMessage(err: unknown): string {
     .replace(/^Decode image failed\s*/i, '')
     .replace(/^Guess format from input image failed\s*/i, 'not a PNG, JPEG or WebP image: ') || 'undecodable image';
 }
+
+/**
+ * RGB floats in [0, 1], HWC → PNG bytes (8 bits a channel, opaque). The one
+ * encoder: the inspector's thumbnails and `sift export`'s rendered images.
+ */
+export async function encodePng(rgb: Float32Array, side: number): Promise<Uint8Array> {
+  const rgba = new Uint8Array(side * side * 4);
+  for (let p = 0, q = 0; p < side * side; p++, q += 3) {
+    rgba[p * 4] = Math.round(Math.min(1, Math.max(0, rgb[q])) * 255);
+    rgba[p * 4 + 1] = Math.round(Math.min(1, Math.max(0, rgb[q + 1])) * 255);
+    rgba[p * 4 + 2] = Math.round(Math.min(1, Math.max(0, rgb[q + 2])) * 255);
+    rgba[p * 4 + 3] = 255;
+  }
+  return new Uint8Array(await Transformer.fromRgbaPixels(rgba, side, side).png());
+}
+
+/** The file extension an image's bytes call for (`png`, `jpg`, `webp`), from their signature; undefined if none fits. */
+export function imageExtension(bytes: Uint8Array): 'png' | 'jpg' | 'webp' | undefined {
+  if (bytes.length >= 8 && bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return 'png';
+  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpg';
+  const ascii = (from: number, to: number): string => String.fromCharCode(...bytes.subarray(from, to));
+  if (bytes.length >= 12 && ascii(0, 4) === 'RIFF' && ascii(8, 12) === 'WEBP') return 'webp';
+  return undefined;
+}

@@ -18,6 +18,7 @@ export function subsetDataset(base: ImageTextDataset, rows: readonly number[], n
     label: (i) => base.label(map[i]),
     noisy: (i) => base.noisy(map[i]),
     loadImages: (indices) => base.loadImages(indices.map((i) => map[i])),
+    ...(base.imageBytes ? { imageBytes: (i: number) => base.imageBytes!(map[i]) } : {}),
     zeroshotTemplate: base.zeroshotTemplate,
     fingerprint: () => createHash('sha256').update(`${base.fingerprint()}\0${name}\0${rows.join(',')}`).digest('hex'),
     skips: base.skips,

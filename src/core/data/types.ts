@@ -64,6 +64,12 @@ export interface ImageTextDataset {
    */
   loadImages(indices: readonly number[]): Promise<Float32Array>;
   /**
+   * The image file's own bytes (PNG, JPEG or WebP), for sources that read
+   * files (not the built-in generator, which renders its pixels): what
+   * `sift export` copies unchanged.
+   */
+  imageBytes?(index: number): Promise<Uint8Array>;
+  /**
    * A digest of the usable rows' ids, captions, labels and image bytes: equal
    * fingerprints mean the same pool, so caches keyed by it (reference
    * embeddings) are never served stale.

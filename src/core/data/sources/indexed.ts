@@ -138,6 +138,16 @@ export class IndexedDataset implements ImageTextDataset {
     return out;
   }
 
+  async imageBytes(index: number): Promise<Uint8Array> {
+    if (this.closed) throw new Error(`${this.source}: the dataset was closed`);
+    this.checkIndex(index);
+    try {
+      return await this.store.read(index);
+    } catch (err) {
+      throw this.changedSinceOpen(index, `it can no longer be read (${(err as Error).message})`);
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
