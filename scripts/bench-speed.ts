@@ -14,6 +14,13 @@
  *
  *   npm run bench:speed [-- --backend wasm --batch-size 64 --filter-ratio 0.8]
  *   npm run bench:speed -- --vs-pytorch [--threads 2 --rounds 4 --model large]
+ *
+ * On a machine with an NVIDIA GPU: Sift on webgpu (Dawn on the Vulkan driver)
+ * against PyTorch on CUDA, with any Python that has a CUDA torch:
+ *
+ *   npm run bench:speed -- --backend webgpu --vs-pytorch --torch-device cuda --torch-python python3 [--model wide]
+ *
+ * (scripts/gpu/measure.sh runs that from a packed bundle, scripts/gpu/pack.sh.)
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -22,7 +29,7 @@ import * as path from 'node:path';
 import * as readline from 'node:readline';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
-import { parseBackendChoice, selectBackend, type BackendName } from '../src/core/backend';
+import { adapterLabel, parseBackendChoice, selectBackend, type BackendName } from '../src/core/backend';
 import { openDataset } from '../src/core/data/open';
 import { Tokenizer } from '../src/core/data/tokenizer';
 import { DualEncoder, forwardFlops, patchify, type ModelConfig } from '../src/core/model/dualEncoder';
@@ -61,6 +68,18 @@ const { values } = parseArgs({
     'compare-threads': { type: 'string' },
     /** tuned (run.sh raises glibc's malloc thresholds), default (glibc as it comes) or tcmalloc (from setup.sh). */
     'torch-malloc': { type: 'string', default: 'tuned' },
+    /** Where PyTorch runs: cpu, or cuda (one server; threads only set its host-side work). */
+    'torch-device': { type: 'string', default: process.env.SIFT_TORCH_DEVICE ?? 'cpu' },
+    /**
+     * A Python with torch to run the port with directly (e.g. python3, or a
+     * venv's), instead of scripts/pytorch/run.sh (Debian's torch with the
+     * OpenBLAS from setup.sh). --torch-malloc then does not apply.
+     */
+    'torch-python': { type: 'string', default: process.env.SIFT_TORCH_PYTHON },
+    /** Go on when the port check fails (the report says FAILED, with its numbers) instead of stopping. */
+    'allow-port-mismatch': { type: 'boolean', default: false },
+    /** Go on with Sift alone when PyTorch fails to start (the report says why) instead of stopping. */
+    'torch-optional': { type: 'boolean', default: false },
     /**
      * Pause before each side's round: an idle PyTorch keeps its OpenBLAS
      * threads spinning for ~0.1 s after its last matmul, which would take CPU
@@ -86,6 +105,8 @@ const optimizerConfig: OptimizerConfig = { learningRate: 1e-3, beta1: 0.9, beta2
 const modelPresets: Record<string, Partial<TrainConfig>> = {
   default: {},
   large: { imageSize: 64, patchSize: 8, imageWidth: 256, imageDepth: 6, textWidth: 256, textDepth: 2, embedDim: 128 },
+  /** The large preset at 384 channels, about a small ViT's width: for GPUs (on wasm its step at b = 64 does not fit the 4 GB heap). */
+  wide: { imageSize: 64, patchSize: 8, imageWidth: 384, imageDepth: 6, textWidth: 384, textDepth: 2, embedDim: 128 },
 };
 
 // ---- the Sift side ------------------------------------------------------------
@@ -228,14 +249,45 @@ function median(samples: readonly number[]): number {
   return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
-/** The backend's peak: seconds of one n×n·n×n float32 matMul, read back. */
+/** The parts of tfjs-backend-webgpu's backend object that deviceIdle uses. */
+interface WebGpuQueueInternals {
+  commandEncoder?: unknown;
+  endComputePassEncoder?(): void;
+  submitQueue?(): void;
+  queue?: { onSubmittedWorkDone?(): Promise<unknown> };
+}
+
+/**
+ * Waits until the GPU has run everything queued so far (webgpu; nothing to
+ * wait for on the CPU backends). Sift's steps read results back, which waits
+ * for the work before them, but AdamW's update kernels are queued after the
+ * last read: without this a timed step would leave them to the next one.
+ */
+async function deviceIdle(): Promise<void> {
+  if (tf.getBackend() !== 'webgpu') return;
+  const backend = tf.backend() as unknown as WebGpuQueueInternals;
+  if (backend.commandEncoder) {
+    // What tfjs itself does before a read: close the open pass and submit the recorded commands.
+    backend.endComputePassEncoder?.();
+    backend.submitQueue?.();
+  }
+  await backend.queue?.onSubmittedWorkDone?.();
+}
+
+/**
+ * The backend's peak: seconds of one n×n·n×n float32 matMul, read back (on
+ * the CPU backends), or waited for on the GPU (reading back n² floats would
+ * time the transfer, which PyTorch's side does not do).
+ */
 function tfMatmul(n: number): () => Promise<void> {
   const rng = new Rng(7);
   const a = tf.tensor2d(Float32Array.from({ length: n * n }, () => rng.normal()), [n, n]);
   const b = tf.tensor2d(Float32Array.from({ length: n * n }, () => rng.normal()), [n, n]);
+  const gpu = tf.getBackend() === 'webgpu';
   return async () => {
     const product = tf.matMul(a, b);
-    await product.data();
+    if (gpu) await deviceIdle();
+    else await product.data();
     product.dispose();
   };
 }
@@ -245,12 +297,24 @@ function tfMatmul(n: number): () => Promise<void> {
 const torchDir = path.join(__dirname, 'pytorch');
 const setupHint = 'set it up with: bash scripts/pytorch/setup.sh (as root; Debian bookworm)';
 
-/** Why PyTorch cannot run here, or undefined when it can. */
-function torchUnavailable(): string | undefined {
-  const python = '/usr/bin/python3';
-  if (!fs.existsSync(python)) return `${python} does not exist; ${setupHint}`;
-  const probe = spawnSync(python, ['-c', 'import torch, numpy'], { encoding: 'utf8' });
-  if (probe.status !== 0) return `${python} cannot import torch and numpy; ${setupHint}`;
+/**
+ * Why PyTorch cannot run here, or undefined when it can: with `python` (a
+ * Python given with --torch-python), whether it imports torch and, for a CUDA
+ * device, sees one; else Debian's torch and the OpenBLAS run.sh needs.
+ */
+function torchUnavailable(python: string | undefined, device: string): string | undefined {
+  if (python) {
+    const probe = spawnSync(python, ['-c', `import torch, sys; sys.exit(0 if torch.device(${JSON.stringify(device)}).type != 'cuda' or torch.cuda.is_available() else 3)`], { encoding: 'utf8' });
+    if (probe.error) return `${python} did not run: ${probe.error.message}`;
+    if (probe.status === 3) return `${python}'s torch sees no CUDA device`;
+    if (probe.status !== 0) return `${python} cannot import torch: ${probe.stderr.trim().split('\n').pop()}`;
+    return undefined;
+  }
+  if (device !== 'cpu') return `--torch-device ${device} needs a Python whose torch has it: give --torch-python (run.sh runs Debian's CPU-only torch)`;
+  const debian = '/usr/bin/python3';
+  if (!fs.existsSync(debian)) return `${debian} does not exist; ${setupHint}`;
+  const probe = spawnSync(debian, ['-c', 'import torch'], { encoding: 'utf8' });
+  if (probe.status !== 0) return `${debian} cannot import torch; ${setupHint}`;
   const cache = path.join(__dirname, '..', '.cache', 'openblas');
   if (!fs.existsSync(cache)) return `no OpenBLAS in .cache/openblas (Debian's torch would use the reference BLAS, ~20x slower); ${setupHint}`;
   return undefined;
@@ -270,14 +334,21 @@ class TorchServer {
   private constructor(private readonly child: ChildProcessWithoutNullStreams) {
     readline.createInterface({ input: child.stdout }).on('line', (line) => this.answers.shift()?.(line));
     child.stderr.on('data', (chunk: Buffer) => process.stderr.write(`[pytorch] ${chunk.toString()}`));
-    child.on('exit', (code, signal) => {
-      this.exited = `the PyTorch server exited (${signal ?? `code ${code}`})`;
+    const gone = (why: string): void => {
+      this.exited ??= why;
       for (const answer of this.answers.splice(0)) answer(JSON.stringify({ ok: false, error: this.exited }));
-    });
+    };
+    child.on('exit', (code, signal) => gone(`the PyTorch server exited (${signal ?? `code ${code}`})`));
+    child.on('error', (error) => gone(`the PyTorch server did not start: ${error.message}`));
+    // Writing to a server that has exited fails with EPIPE: its exit already answers what was pending.
+    child.stdin.on('error', () => undefined);
   }
 
-  static start(malloc: string): TorchServer {
-    const child = spawn('bash', [path.join(torchDir, 'run.sh')], { env: { ...process.env, SIFT_TORCH_MALLOC: malloc }, stdio: ['pipe', 'pipe', 'pipe'] });
+  /** Through run.sh (Debian's torch, OpenBLAS, `malloc`), or with `python` directly when given. */
+  static start(malloc: string, python?: string): TorchServer {
+    const child = python
+      ? spawn(python, [path.join(torchDir, 'sift_torch.py')], { stdio: ['pipe', 'pipe', 'pipe'] })
+      : spawn('bash', [path.join(torchDir, 'run.sh')], { env: { ...process.env, SIFT_TORCH_MALLOC: malloc }, stdio: ['pipe', 'pipe', 'pipe'] });
     return new TorchServer(child);
   }
 
@@ -290,6 +361,11 @@ class TorchServer {
     const answer = JSON.parse(line) as T & TorchAnswer;
     if (!answer.ok) throw new Error(`PyTorch ${String(command.cmd)}: ${answer.error}`);
     return answer;
+  }
+
+  /** Ends the server without asking (one that failed or hangs). */
+  kill(): void {
+    if (!this.exited) this.child.kill('SIGKILL');
   }
 
   async close(): Promise<void> {
@@ -315,7 +391,22 @@ interface PortCheck {
   halfResolutionLoss: { sift: number; pytorch: number };
   gradNorm: { sift: number; pytorch: number };
   lossAfterStep: { sift: number; pytorch: number };
+  /** The bounds checked: loss and gradient norm relative, pair losses and embeddings absolute. */
+  tolerances: { loss: number; pairLoss: number; embedding: number; gradNorm: number; lossAfterStep: number };
   passed: boolean;
+}
+
+/**
+ * The port check's bounds. CPU against CPU: float32 results of the same maths
+ * in another order. With a GPU on either side (webgpu's WGSL, CUDA) ten times
+ * looser: GPU kernels sum in other orders and tiles, and their exp/log/sqrt
+ * are not correctly rounded (tfjs on lavapipe, a GPU emulated on the CPU,
+ * already differed from tfjs's own cpu backend by up to 1e-4). Still far
+ * below what the step itself changes (the last condition of checkPort).
+ */
+function portTolerances(gpu: boolean): PortCheck['tolerances'] {
+  const scale = gpu ? 10 : 1;
+  return { loss: 1e-4 * scale, pairLoss: 1e-3 * scale, embedding: 1e-4 * scale, gradNorm: 1e-3 * scale, lossAfterStep: 1e-3 * scale };
 }
 
 /**
@@ -324,9 +415,10 @@ interface PortCheck {
  * one training step (gradient norm, loss after the update). Independent of
  * makeSiftSide, so it keeps checking the port when the Sift side changes.
  */
-async function checkPort(torch: TorchServer, modelConfig: ModelConfig, pixels: Float32Array, ids: Int32Array): Promise<PortCheck> {
-  const count = 8;
+async function checkPort(torch: TorchServer, modelConfig: ModelConfig, pixels: Float32Array, ids: Int32Array, tolerances: PortCheck['tolerances']): Promise<PortCheck> {
   const imageFloats = modelConfig.imageSize * modelConfig.imageSize * 3;
+  // 8 examples, or all there are when the super-batch is smaller (a dry run).
+  const count = Math.min(8, pixels.length / imageFloats);
   const images = pixels.slice(0, count * imageFloats);
   const texts = ids.slice(0, count * modelConfig.textLength);
   const model = new DualEncoder(modelConfig, new Rng(123));
@@ -372,16 +464,17 @@ async function checkPort(torch: TorchServer, modelConfig: ModelConfig, pixels: F
       halfResolutionLoss: { sift: siftHalf.loss, pytorch: ptHalf.loss },
       gradNorm: { sift: siftNorm, pytorch: ptStep.gradNorm },
       lossAfterStep: { sift: siftAfter, pytorch: ptAfter },
+      tolerances,
       passed: false,
     };
     const close = (a: number, b: number, tolerance: number): boolean => Math.abs(a - b) <= tolerance * Math.max(1, Math.abs(a));
     check.passed =
-      close(sift.loss, pt.loss, 1e-4) &&
-      check.maxPairLossDiff < 1e-3 &&
-      check.maxEmbeddingDiff < 1e-4 &&
-      close(siftHalf.loss, ptHalf.loss, 1e-4) &&
-      close(siftNorm, ptStep.gradNorm, 1e-3) &&
-      close(siftAfter, ptAfter, 1e-3) &&
+      close(sift.loss, pt.loss, tolerances.loss) &&
+      check.maxPairLossDiff < tolerances.pairLoss &&
+      check.maxEmbeddingDiff < tolerances.embedding &&
+      close(siftHalf.loss, ptHalf.loss, tolerances.loss) &&
+      close(siftNorm, ptStep.gradNorm, tolerances.gradNorm) &&
+      close(siftAfter, ptAfter, tolerances.lossAfterStep) &&
       Math.abs(siftAfter - sift.loss) > 10 * Math.abs(siftAfter - ptAfter); // the step moved the loss far more than the sides differ
     return check;
   } finally {
@@ -428,12 +521,12 @@ async function main(): Promise<void> {
   const started = performance.now();
   const preset = modelPresets[values.model!];
   if (!preset) throw new Error(`--model ${values.model}: expected one of ${Object.keys(modelPresets).join(', ')}`);
-  const large = values.model === 'large';
+  const large = values.model !== 'default';
   const batch = Number(values['batch-size']);
   const filterRatio = Number(values['filter-ratio']);
   const superBatch = values['super-batch'] ? Number(values['super-batch']) : Math.round(batch / (1 - filterRatio));
   const vsPytorch = values['vs-pytorch']!;
-  // The large model's steps take seconds each on wasm: fewer, so the whole run stays in minutes.
+  // The larger models' steps take seconds each on wasm: fewer, so the whole run stays in minutes.
   const repeats = Number(values.repeats ?? (large ? 1 : vsPytorch ? 4 : 8));
   const rounds = vsPytorch ? Number(values.rounds ?? (large ? 3 : 4)) : 1;
   const threads = Number(values.threads);
@@ -464,6 +557,11 @@ async function main(): Promise<void> {
     return;
   }
   const sift = await makeSiftSide({ model: modelConfig, optimizer: optimizerConfig, batch, superBatch, chunks: config.chunks, seed: 0, pixels, ids, backend: backend.chosen, threads: Number(values['sift-threads']) });
+  const adapter = backend.attempts.find((a) => a.name === backend.chosen)?.adapter;
+  if (adapter) process.stdout.write(`Sift on ${backend.chosen}: ${adapterLabel(adapter)} (vendor ${adapter.vendor || '?'}, architecture ${adapter.architecture || '?'})\n`);
+  const torchDevice = values['torch-device']!;
+  const torchPython = values['torch-python'] || undefined;
+  const onGpu = backend.chosen === 'webgpu' || backend.chosen === 'node-gpu' || torchDevice !== 'cpu';
 
   // ---- PyTorch: start (one server per thread count), compare the models, check the port.
   const torches: { threads: number; server: TorchServer }[] = [];
@@ -471,27 +569,40 @@ async function main(): Promise<void> {
   let portCheck: PortCheck | undefined;
   let skipped: string | undefined;
   if (vsPytorch) {
-    skipped = torchUnavailable();
+    skipped = torchUnavailable(torchPython, torchDevice);
     if (skipped) {
       process.stderr.write(`bench:speed: skipping PyTorch: ${skipped}\n`);
     } else {
-      const threadCounts = threads > 1 && !values['no-single-thread'] ? [threads, 1] : [threads];
-      for (const count of threadCounts) {
-        const server = TorchServer.start(values['torch-malloc']!);
-        torches.push({ threads: count, server });
-        const init = await server.request<{ parameters: number; shapes: Record<string, number[]>; torch: string; threads: number; blas: unknown; malloc: string; ompWaitPolicy: string }>({ cmd: 'init', model: modelConfig, optimizer: optimizerConfig, threads: count, seed: 0 });
-        if (init.parameters !== sift.parameters) throw new Error(`PyTorch's model has ${init.parameters} parameters, Sift's ${sift.parameters}: the port is not the same model`);
-        const mismatched = Object.entries(sift.shapes).filter(([name, shape]) => init.shapes[name]?.join('x') !== shape.join('x'));
-        const extra = Object.keys(init.shapes).filter((name) => !(name in sift.shapes));
-        if (mismatched.length || extra.length) {
-          throw new Error(`PyTorch's parameters differ from Sift's: ${[...mismatched.map(([n, s]) => `${n} ${s.join('×')} vs ${init.shapes[n]?.join('×') ?? 'missing'}`), ...extra.map((n) => `${n} only in PyTorch`)].join('; ')}`);
+      // On a GPU one server: its threads only run the host side (launches, the joint sampler).
+      const threadCounts = threads > 1 && !values['no-single-thread'] && torchDevice === 'cpu' ? [threads, 1] : [threads];
+      try {
+        for (const count of threadCounts) {
+          const server = TorchServer.start(values['torch-malloc']!, torchPython);
+          torches.push({ threads: count, server });
+          const init = await server.request<{ parameters: number; shapes: Record<string, number[]>; torch: string; threads: number; blas: unknown; malloc: string; ompWaitPolicy: string; device: string; deviceName?: string; cuda?: string; capability?: string; matmulPrecision: string }>({ cmd: 'init', model: modelConfig, optimizer: optimizerConfig, threads: count, seed: 0, device: torchDevice });
+          if (init.parameters !== sift.parameters) throw new Error(`PyTorch's model has ${init.parameters} parameters, Sift's ${sift.parameters}: the port is not the same model`);
+          const mismatched = Object.entries(sift.shapes).filter(([name, shape]) => init.shapes[name]?.join('x') !== shape.join('x'));
+          const extra = Object.keys(init.shapes).filter((name) => !(name in sift.shapes));
+          if (mismatched.length || extra.length) {
+            throw new Error(`PyTorch's parameters differ from Sift's: ${[...mismatched.map(([n, s]) => `${n} ${s.join('×')} vs ${init.shapes[n]?.join('×') ?? 'missing'}`), ...extra.map((n) => `${n} only in PyTorch`)].join('; ')}`);
+          }
+          if (!torchInfo) {
+            torchInfo = { version: init.torch, device: init.device, deviceName: init.deviceName, cuda: init.cuda, capability: init.capability, matmulPrecision: init.matmulPrecision, python: torchPython ?? 'scripts/pytorch/run.sh', threads: threadCounts, blas: init.blas, malloc: torchPython ? `${init.malloc} (run directly, not through run.sh)` : init.malloc, ompWaitPolicy: init.ompWaitPolicy, parameters: init.parameters, sameNamesAndShapes: Object.keys(sift.shapes).length };
+            portCheck = await checkPort(server, modelConfig, pixels, ids, portTolerances(onGpu));
+            if (!portCheck.passed) {
+              const why = `the PyTorch port does not compute what Sift does, so its times would compare different work: ${JSON.stringify(portCheck)}`;
+              if (!values['allow-port-mismatch']) throw new Error(why);
+              process.stderr.write(`bench:speed: WARNING (--allow-port-mismatch, going on): ${why}\n`);
+            }
+            process.stdout.write(`PyTorch ${init.torch} on ${init.deviceName ?? init.device}: ${init.parameters} parameters, every name and shape as Sift's; port check ${portCheck.passed ? 'passed' : 'FAILED'} (loss ${portCheck.loss.sift.toFixed(5)} vs ${portCheck.loss.pytorch.toFixed(5)}, max embedding diff ${portCheck.maxEmbeddingDiff.toExponential(1)}).\n`);
+          }
         }
-        if (!torchInfo) {
-          torchInfo = { version: init.torch, threads: threadCounts, blas: init.blas, malloc: init.malloc, ompWaitPolicy: init.ompWaitPolicy, parameters: init.parameters, sameNamesAndShapes: Object.keys(sift.shapes).length };
-          portCheck = await checkPort(server, modelConfig, pixels, ids);
-          if (!portCheck.passed) throw new Error(`the PyTorch port does not compute what Sift does, so its times would compare different work: ${JSON.stringify(portCheck)}`);
-          process.stdout.write(`PyTorch ${init.torch}: ${init.parameters} parameters, every name and shape as Sift's; port check ${portCheck.passed ? 'passed' : 'FAILED'} (loss ${portCheck.loss.sift.toFixed(5)} vs ${portCheck.loss.pytorch.toFixed(5)}).\n`);
-        }
+      } catch (error) {
+        if (!values['torch-optional']) throw error;
+        skipped = `PyTorch failed to start: ${(error as Error).message.split('\n')[0]}`;
+        process.stderr.write(`bench:speed: --torch-optional, going on with Sift alone: ${skipped}\n`);
+        for (const { server } of torches) server.kill();
+        torches.length = 0;
       }
     }
   }
@@ -505,9 +616,14 @@ async function main(): Promise<void> {
   const measure = async (name: string, unit: string, examples: number, flops: number, siftFn: () => Promise<void> | void, torchCommand?: Record<string, unknown>, siftRepeats = repeats): Promise<void> => {
     const siftRounds: number[][] = [];
     const torchRounds: number[][][] = torches.map(() => []);
+    // On a GPU each timed run ends when the device has run all it queued.
+    const siftRun = async (): Promise<void> => {
+      await siftFn();
+      await deviceIdle();
+    };
     for (let round = 0; round < rounds; round++) {
       await settle();
-      siftRounds.push(await timeSamples(siftFn, siftRepeats));
+      siftRounds.push(await timeSamples(siftRun, siftRepeats));
       if (!torchCommand) continue;
       for (const [i, { server }] of torches.entries()) {
         await settle();
@@ -538,9 +654,9 @@ async function main(): Promise<void> {
   // setup.sh fetched it, with tcmalloc: the profiler's own allocations make glibc fault pages in on every step.
   type Profile = { threads: number; malloc: string; stepMs: number; rows: { op: string; calls: number; selfMs: number; share: number }[]; table: string };
   let profile: Profile | undefined;
-  if (torches.length) {
-    const tcmalloc = fs.existsSync(path.join(__dirname, '..', '.cache', 'tcmalloc'));
-    const server = tcmalloc ? TorchServer.start('tcmalloc') : torches[torches.length - 1].server;
+  if (torches.length && torchDevice === 'cpu') {
+    const tcmalloc = !torchPython && fs.existsSync(path.join(__dirname, '..', '.cache', 'tcmalloc'));
+    const server = tcmalloc ? TorchServer.start('tcmalloc', torchPython) : torches[torches.length - 1].server;
     const init = tcmalloc ? await server.request<{ malloc: string }>({ cmd: 'init', model: modelConfig, optimizer: optimizerConfig, threads: 1, seed: 0 }) : undefined;
     const answer = await server.request<Omit<Profile, 'threads' | 'malloc'>>({ cmd: 'profile', batch, steps: 5 });
     profile = { threads: tcmalloc ? 1 : torches[torches.length - 1].threads, malloc: init?.malloc ?? String(torchInfo?.malloc), ...answer };
@@ -555,6 +671,8 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version },
     backend: backend.chosen,
+    /** webgpu: the adapter Dawn gave tfjs. */
+    adapter,
     backendMatMul: backend.matMul,
     siftThreads: sift.threads,
     blasEnvironmentUnset: pinnedBlas,
@@ -574,11 +692,16 @@ async function main(): Promise<void> {
   const ms = (s: number): string => `${(1000 * s).toFixed(1)} ms`;
   const num = (x: number): string => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
   const threadLabel = (count: number): string => (count === 1 ? '1 thread' : `${count} threads`);
+  // A PyTorch column: its thread count on the CPU, its device on a GPU.
+  const torchLabel = (count: number): string => (torchDevice === 'cpu' ? threadLabel(count) : torchDevice.split(':')[0].toUpperCase());
   const matMulNote = backend.matMul ? (backend.matMul.active ? `, matMuls through ${backend.matMul.blas ?? 'a native BLAS'}` : ', matMuls in wasm SIMD') : '';
-  const title = `# bench:speed — Sift (${backend.chosen} backend${matMulNote}, ${threadLabel(sift.threads)})${torch ? ` vs PyTorch ${String(torchInfo?.version)} (${torches.map((t) => threadLabel(t.threads)).join(', ')})` : ''}, ${values.model} model: ${sift.parameters} parameters, ${(fullForward / 1e6).toFixed(1)} MFLOP/example forward (${(halfForward / 1e6).toFixed(1)} at half resolution)`;
+  const adapterNote = adapter ? ` on ${adapterLabel(adapter)}` : '';
+  const torchDeviceNote = torchDevice === 'cpu' ? torches.map((t) => threadLabel(t.threads)).join(', ') : `${torchDevice}: ${String(torchInfo?.deviceName ?? '?')}`;
+  const title = `# bench:speed — Sift (${backend.chosen} backend${adapterNote}${matMulNote}, ${threadLabel(sift.threads)})${torch ? ` vs PyTorch ${String(torchInfo?.version)} (${torchDeviceNote})` : ''}, ${values.model} model: ${sift.parameters} parameters, ${(fullForward / 1e6).toFixed(1)} MFLOP/example forward (${(halfForward / 1e6).toFixed(1)} at half resolution)`;
   const lines = [title, ''];
+  if (adapter) lines.push(`WebGPU adapter: ${adapterLabel(adapter)}; vendor ${adapter.vendor || '?'}, architecture ${adapter.architecture || '?'}, device ${adapter.device || '?'}.`, '');
   if (torch) {
-    const header = ['what', 'Sift ex/s', ...torches.map((t) => `PyTorch ${threadLabel(t.threads)} ex/s`), ...torches.map((t) => `Sift/PyTorch ${threadLabel(t.threads)}`), 'Sift GFLOP/s', ...torches.map((t) => `PyTorch ${threadLabel(t.threads)} GFLOP/s`), 'Sift median', ...torches.map((t) => `PyTorch ${threadLabel(t.threads)} median`), ...torches.map((t) => `ratio of best runs (${threadLabel(t.threads)})`)];
+    const header = ['what', 'Sift ex/s', ...torches.map((t) => `PyTorch ${torchLabel(t.threads)} ex/s`), ...torches.map((t) => `Sift/PyTorch ${torchLabel(t.threads)}`), 'Sift GFLOP/s', ...torches.map((t) => `PyTorch ${torchLabel(t.threads)} GFLOP/s`), 'Sift median', ...torches.map((t) => `PyTorch ${torchLabel(t.threads)} median`), ...torches.map((t) => `ratio of best runs (${torchLabel(t.threads)})`)];
     lines.push(
       `b = ${batch}, B = ${superBatch}; ${rounds} rounds × ${repeats} runs per side, Sift and PyTorch alternating; medians over all runs. Sift/PyTorch = Sift ex/s ÷ PyTorch ex/s (> 1: Sift faster).`,
       '',
@@ -590,10 +713,12 @@ async function main(): Promise<void> {
         return `| ${cells.join(' | ')} |`;
       }),
       '',
-      `JEST step examples/s counts the pairs trained (b per step). Sift trains with the trainer's own Learner on ${sift.threads} thread${sift.threads === 1 ? '' : 's'} (data-parallel replicas; one BLAS thread each when matMuls go native)${pinnedBlas.length ? `; ${pinnedBlas.join(' and ')} unset for both sides` : ''}. Effective GFLOP/s counts matmul FLOPs only (train = 3 × forward); the matmul row is each side's peak.`,
+      `JEST step examples/s counts the pairs trained (b per step). Sift trains with the trainer's own Learner on ${sift.threads} thread${sift.threads === 1 ? '' : 's'} (data-parallel replicas; one BLAS thread each when matMuls go native)${pinnedBlas.length ? `; ${pinnedBlas.join(' and ')} unset for both sides` : ''}. Effective GFLOP/s counts matmul FLOPs only (train = 3 × forward); the matmul row is each side's peak (${matmulSize}³ float32).${onGpu ? ' On a GPU every timed run ends when the device is done: Sift waits for the WebGPU queue to empty, PyTorch calls torch.cuda.synchronize().' : ''}`,
       '',
-      `PyTorch: torch ${String(torchInfo?.version)}, BLAS ${JSON.stringify((torchInfo?.blas as { openblas?: { config: string } } | undefined)?.openblas?.config ?? torchInfo?.blas)}, malloc: ${String(torchInfo?.malloc)}, OMP_WAIT_POLICY ${String(torchInfo?.ompWaitPolicy)}.`,
-      `Port check (8 examples, Sift's weights loaded into PyTorch): loss ${portCheck!.loss.sift.toFixed(6)} vs ${portCheck!.loss.pytorch.toFixed(6)}, max pair-loss diff ${portCheck!.maxPairLossDiff.toExponential(1)}, max embedding diff ${portCheck!.maxEmbeddingDiff.toExponential(1)}, half-res loss ${portCheck!.halfResolutionLoss.sift.toFixed(6)} vs ${portCheck!.halfResolutionLoss.pytorch.toFixed(6)}, gradient norm ${portCheck!.gradNorm.sift.toFixed(5)} vs ${portCheck!.gradNorm.pytorch.toFixed(5)}, loss after one AdamW step ${portCheck!.lossAfterStep.sift.toFixed(6)} vs ${portCheck!.lossAfterStep.pytorch.toFixed(6)}: ${portCheck!.passed ? 'passed' : 'FAILED'}.`,
+      torchDevice === 'cpu'
+        ? `PyTorch: torch ${String(torchInfo?.version)}, BLAS ${JSON.stringify((torchInfo?.blas as { openblas?: { config: string } } | undefined)?.openblas?.config ?? torchInfo?.blas)}, malloc: ${String(torchInfo?.malloc)}, OMP_WAIT_POLICY ${String(torchInfo?.ompWaitPolicy)}.`
+        : `PyTorch: torch ${String(torchInfo?.version)} on ${torchDevice} (${String(torchInfo?.deviceName)}, CUDA ${String(torchInfo?.cuda)}, compute capability ${String(torchInfo?.capability)}), matmuls in ${String(torchInfo?.matmulPrecision)}, ${threadLabel(torches[0].threads)} for the host side, run with ${String(torchInfo?.python)}.`,
+      `Port check (${portCheck!.examples} examples, Sift's weights loaded into PyTorch): loss ${portCheck!.loss.sift.toFixed(6)} vs ${portCheck!.loss.pytorch.toFixed(6)}, max pair-loss diff ${portCheck!.maxPairLossDiff.toExponential(1)}, max embedding diff ${portCheck!.maxEmbeddingDiff.toExponential(1)}, half-res loss ${portCheck!.halfResolutionLoss.sift.toFixed(6)} vs ${portCheck!.halfResolutionLoss.pytorch.toFixed(6)}, gradient norm ${portCheck!.gradNorm.sift.toFixed(5)} vs ${portCheck!.gradNorm.pytorch.toFixed(5)}, loss after one AdamW step ${portCheck!.lossAfterStep.sift.toFixed(6)} vs ${portCheck!.lossAfterStep.pytorch.toFixed(6)}; bounds ${portCheck!.tolerances.loss} (loss, relative), ${portCheck!.tolerances.pairLoss} (pair losses), ${portCheck!.tolerances.embedding} (embeddings), ${portCheck!.tolerances.gradNorm} (gradient norm, loss after the step): ${portCheck!.passed ? 'passed' : 'FAILED'}.`,
     );
     if (profile) {
       lines.push(

@@ -9,12 +9,21 @@ against Sift on shared weights before it times anything.
 
 It runs as a server: one JSON command per line on stdin, one JSON answer per
 line on stdout (stderr is for humans), so the benchmark can alternate Sift and
-PyTorch rounds in one run on a shared, noisy machine. Run it through run.sh,
-which puts OpenBLAS in front of the reference BLAS Debian's torch links.
+PyTorch rounds in one run on a shared, noisy machine. With Debian's torch, run
+it through run.sh, which puts OpenBLAS in front of the reference BLAS Debian's
+torch links; any other Python with torch can run it directly (bench:speed
+--torch-python). It needs torch only (no numpy).
+
+The device is the init command's `device` (the benchmark's --torch-device), else
+SIFT_TORCH_DEVICE, else cpu. On CUDA, float32 matmuls run in full float32
+(TF32 off), as WebGPU's float32 shaders do, and every timed run ends with
+torch.cuda.synchronize(), so a time covers the device's work, not only its launch.
 
     bash scripts/pytorch/run.sh --check     # BLAS in use and a matmul's GFLOP/s
+    SIFT_TORCH_DEVICE=cuda python3 scripts/pytorch/sift_torch.py --check
 """
 
+import array
 import base64
 import ctypes
 import json
@@ -24,7 +33,6 @@ import statistics
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -165,7 +173,7 @@ class ImageTower(nn.Module):
             x = self.mixer(x + self.pos)
         else:
             if scale not in self.replication:
-                self.replication[scale] = replication_matrix(self.grid, scale)
+                self.replication[scale] = replication_matrix(self.grid, scale).to(x.device)
             up = self.replication[scale]
             x = self.mixer(x + up @ self.pos / (scale * scale), (up, up.t() / (scale * scale)))
         return l2_normalize(self.head(x.mean(1)))
@@ -211,7 +219,7 @@ def sigmoid_loss(image, text, log_temperature, bias):
     """SigLIP: ℓij = softplus(−zij·(t⟨xi, yj⟩ + b)), z = +1 on the diagonal, −1 off it; loss = Σ ℓ / batch."""
     batch = image.shape[0]
     logits = image @ text.t() * log_temperature.exp() + bias
-    signs = 2 * torch.eye(batch) - 1
+    signs = 2 * torch.eye(batch, device=logits.device) - 1
     pair_loss = F.softplus(-signs * logits)
     return pair_loss.sum() / batch, pair_loss
 
@@ -242,9 +250,21 @@ def make_optimizer(model, o):
 
 
 def clip_grad_norm(params, max_norm):
-    """Global-norm clipping as Sift: scale by max/norm only when norm > max (torch's clip_grad_norm_ adds 1e-6 to the norm)."""
+    """
+    Global-norm clipping as Sift: scale by max/norm only when norm > max (torch's
+    clip_grad_norm_ adds 1e-6 to the norm). Returns the pre-clip norm: a float
+    on the CPU; on a GPU a 0-d tensor, the clipping decided on the device, so
+    the step does not wait for the norm to reach the host.
+    """
     grads = [p.grad for p in params if p.grad is not None]
-    norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    if norm.device.type != "cpu":
+        if max_norm > 0:
+            scale = torch.clamp(max_norm / norm, max=1.0)
+            for g in grads:
+                g.mul_(scale)
+        return norm
+    norm = float(norm)
     if max_norm > 0 and norm > max_norm:
         for g in grads:
             g.mul_(max_norm / norm)
@@ -254,6 +274,45 @@ def clip_grad_norm(params, max_norm):
 # ---- the server ----------------------------------------------------------------
 
 
+def device_of(msg):
+    """The init command's device, else SIFT_TORCH_DEVICE, else the CPU."""
+    device = torch.device(msg.get("device") or os.environ.get("SIFT_TORCH_DEVICE") or "cpu")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device} asked for, but torch {torch.__version__} sees no CUDA device (torch.version.cuda = {torch.version.cuda})")
+    return device
+
+
+def fp32_matmuls(device):
+    """Full float32 matmuls on CUDA (TF32 off): the precision WebGPU's float32 shaders compute in. Returns what was set."""
+    if device.type != "cuda":
+        return "float32"
+    # Full float32 is torch's default; said explicitly, newest API first (an older torch has no fp32_precision).
+    try:
+        torch.backends.cuda.matmul.fp32_precision = "ieee"  # torch >= 2.9
+        return "float32 (TF32 off: torch.backends.cuda.matmul.fp32_precision = 'ieee')"
+    except Exception:
+        pass
+    torch.set_float32_matmul_precision("highest")
+    return "float32 (TF32 off: torch.set_float32_matmul_precision('highest'))"
+
+
+def device_info(device):
+    info = {"device": str(device)}
+    if device.type == "cuda":
+        info["deviceName"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+        capability = torch.cuda.get_device_capability(device)
+        info["capability"] = f"{capability[0]}.{capability[1]}"
+    return info
+
+
+def synchronizer(device):
+    """What a timed run calls before reading the clock: waits for the device's queued work (nothing on the CPU)."""
+    if device.type == "cuda":
+        return lambda: torch.cuda.synchronize(device)
+    return lambda: None
+
+
 class Bench:
     def __init__(self, msg):
         self.config = msg["model"]
@@ -261,24 +320,28 @@ class Bench:
         self.threads = int(msg.get("threads", 2))
         torch.set_num_threads(self.threads)
         blas_threads(self.threads)
+        self.device = device_of(msg)
+        self.precision = fp32_matmuls(self.device)
+        self.sync = synchronizer(self.device)
         torch.manual_seed(int(msg.get("seed", 0)))
-        self.model = DualEncoder(self.config)
+        # Initialised on the CPU (the same draws whatever the device), then moved.
+        self.model = DualEncoder(self.config).to(self.device)
         self.params = [p for _, p in self.model.sift_named_parameters()]
         self.optimizer = make_optimizer(self.model, self.optim_config)
         self.step = 0
         self.data = {}
-        self.generator = np.random.default_rng(int(msg.get("seed", 0)))
+        self.generator = torch.Generator().manual_seed(int(msg.get("seed", 0)))
 
     def random_batch(self, count):
-        """Random images in [0, 1) and captions of 3..textLength tokens, padded with 0, kept per size."""
+        """Random images in [0, 1) and captions of 3..textLength tokens, padded with 0, kept per size, on the device."""
         if count not in self.data:
             c, g = self.config, self.generator
-            images = torch.from_numpy(g.random((count, c["imageSize"], c["imageSize"], 3), dtype=np.float32))
-            ids = np.zeros((count, c["textLength"]), dtype=np.int64)
+            images = torch.rand((count, c["imageSize"], c["imageSize"], 3), generator=g)
+            ids = torch.zeros((count, c["textLength"]), dtype=torch.int64)
             for row in range(count):
-                length = g.integers(min(3, c["textLength"]), c["textLength"] + 1)
-                ids[row, :length] = g.integers(1, c["vocabSize"], length)
-            self.data[count] = (images, torch.from_numpy(ids))
+                length = int(torch.randint(min(3, c["textLength"]), c["textLength"] + 1, (1,), generator=g))
+                ids[row, :length] = torch.randint(1, c["vocabSize"], (length,), generator=g)
+            self.data[count] = (images.to(self.device), ids.to(self.device))
         return self.data[count]
 
     def train_on(self, images, ids, scale=1):
@@ -292,20 +355,20 @@ class Bench:
         norm = clip_grad_norm(self.params, self.optim_config["clipNorm"])
         self.optimizer.step()
         self.step += 1
-        return float(loss), norm
+        return float(loss), float(norm)
 
     def score(self, images, ids, scale=1):
-        """The no-grad forward of a super-batch and its B × B pair-loss matrix, on the host as numpy (Sift reads it back too)."""
+        """The no-grad forward of a super-batch and its B × B pair-loss matrix, read back to the host (Sift reads it back too)."""
         m = self.model
         with torch.no_grad():
             _, pair_loss = sigmoid_loss(m.image(images, scale), m.text(ids), m.log_temperature, m.logit_bias)
-        return pair_loss.numpy()
+        return pair_loss.cpu()
 
     def reference_loss(self, size):
-        # A stand-in for the reference model's pair losses: fixed, so only the learner is timed (Sift's bench does the same).
+        # A stand-in for the reference model's pair losses, on the host: fixed, so only the learner is timed (Sift's bench does the same).
         key = ("reference", size)
         if key not in self.data:
-            self.data[key] = self.generator.random((size, size), dtype=np.float32) * 2
+            self.data[key] = torch.rand((size, size), generator=self.generator) * 2
         return self.data[key]
 
 
@@ -317,39 +380,47 @@ def select_joint(scores, count, chunks, temperature=1.0, generator=None):
     chunk drawn without replacement with Gumbel-top-k.
     """
     size = scores.shape[0]
-    own = np.diagonal(scores).copy()
-    cross = np.zeros(size, dtype=np.float32)
-    masked = np.zeros(size, dtype=bool)
+    own = torch.diagonal(scores).clone()
+    cross = torch.zeros(size)
+    masked = torch.zeros(size, dtype=torch.bool)
     n = max(1, min(chunks, count))
     sizes = [count // n + (1 if i < count % n else 0) for i in range(n)]
     picked = []
     for chunk_size in sizes:
         logits = own + cross
-        keys = logits / temperature - np.log(-np.log(generator.random(size) + 1e-12))
-        keys[masked] = -np.inf
-        drawn = np.argpartition(-keys, chunk_size)[:chunk_size]
+        keys = logits / temperature - torch.log(-torch.log(torch.rand(size, generator=generator) + 1e-12))
+        keys[masked] = -math.inf
+        drawn = torch.topk(keys, chunk_size).indices
         masked[drawn] = True
         picked.extend(drawn.tolist())
         cross += scores[drawn, :].sum(0) + scores[:, drawn].sum(1)
-    return np.array(picked)
+    return torch.tensor(picked, dtype=torch.int64)
 
 
-def median_seconds(fn, repeats):
+def median_seconds(fn, repeats, sync=lambda: None):
+    """Seconds of `repeats` runs after a warm-up run; `sync` waits for the device before each clock reading."""
     fn()  # warm-up: first-touch allocations and caches after the other side ran
+    sync()
     samples = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
+        sync()
         samples.append(time.perf_counter() - start)
     return statistics.median(samples), samples
 
 
+# Little-endian float32 / int32 in base64, as the benchmark sends and reads them (x86 and ARM are little-endian).
 def decode_f32(text, shape):
-    return torch.from_numpy(np.frombuffer(base64.b64decode(text), dtype="<f4").copy()).reshape(shape)
+    return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.float32).reshape(shape)
+
+
+def decode_i32(text, shape):
+    return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.int32).to(torch.int64).reshape(shape)
 
 
 def encode_f32(tensor):
-    return base64.b64encode(np.ascontiguousarray(tensor.detach().numpy(), dtype="<f4").tobytes()).decode("ascii")
+    return base64.b64encode(array.array("f", tensor.detach().float().cpu().reshape(-1).tolist()).tobytes()).decode("ascii")
 
 
 def blas_library():
@@ -392,9 +463,9 @@ def blas_info():
     return info
 
 
-def matmul_gflops(n, repeats):
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    seconds, samples = median_seconds(lambda: torch.mm(a, b), repeats)
+def matmul_gflops(n, repeats, device=torch.device("cpu")):
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    seconds, samples = median_seconds(lambda: torch.mm(a, b), repeats, synchronizer(device))
     return 2 * n**3 / seconds / 1e9, seconds, samples
 
 
@@ -426,6 +497,8 @@ def handle(bench, msg):
             "parameters": sum(p.numel() for p in bench.params),
             "shapes": shapes,
             "torch": torch.__version__,
+            **device_info(bench.device),
+            "matmulPrecision": bench.precision,
             "threads": torch.get_num_threads(),
             "blas": blas_info(),
             "malloc": malloc_in_use(),
@@ -434,7 +507,8 @@ def handle(bench, msg):
     if cmd == "blas":
         return bench, blas_info()
     if cmd == "matmul":
-        gflops, seconds, samples = matmul_gflops(int(msg.get("n", 1024)), int(msg.get("repeats", 5)))
+        device = bench.device if bench is not None else device_of(msg)
+        gflops, seconds, samples = matmul_gflops(int(msg.get("n", 1024)), int(msg.get("repeats", 5)), device)
         return bench, {"gflops": gflops, "seconds": seconds, "samples": samples}
     if cmd == "quit":
         return None, {"bye": True}
@@ -444,11 +518,11 @@ def handle(bench, msg):
     scale = int(msg.get("scale", 1))
     if cmd == "train":
         images, ids = bench.random_batch(int(msg["batch"]))
-        seconds, samples = median_seconds(lambda: bench.train_on(images, ids, scale), repeats)
+        seconds, samples = median_seconds(lambda: bench.train_on(images, ids, scale), repeats, bench.sync)
         return bench, {"seconds": seconds, "samples": samples}
     if cmd == "score":
         images, ids = bench.random_batch(int(msg["superBatch"]))
-        seconds, samples = median_seconds(lambda: bench.score(images, ids, scale), repeats)
+        seconds, samples = median_seconds(lambda: bench.score(images, ids, scale), repeats, bench.sync)
         return bench, {"seconds": seconds, "samples": samples}
     if cmd == "jest_step":
         batch, super_batch, chunks = int(msg["batch"]), int(msg["superBatch"]), int(msg.get("chunks", 16))
@@ -457,10 +531,10 @@ def handle(bench, msg):
 
         def step():
             learnability = bench.score(images, ids) - reference
-            picked = torch.from_numpy(select_joint(learnability, batch, chunks, generator=bench.generator))
+            picked = select_joint(learnability, batch, chunks, generator=bench.generator).to(images.device)
             bench.train_on(images[picked], ids[picked])
 
-        seconds, samples = median_seconds(step, repeats)
+        seconds, samples = median_seconds(step, repeats, bench.sync)
         return bench, {"seconds": seconds, "samples": samples}
     if cmd == "profile":
         return bench, profile_train(bench, int(msg["batch"]), int(msg.get("steps", 5)))
@@ -475,8 +549,8 @@ def handle(bench, msg):
         return bench, {"loaded": len(msg["params"])}
     if cmd in ("forward", "train_once"):
         c, count = bench.config, int(msg["count"])
-        images = decode_f32(msg["images"], (count, c["imageSize"], c["imageSize"], 3))
-        ids = torch.from_numpy(np.frombuffer(base64.b64decode(msg["ids"]), dtype="<i4").astype(np.int64)).reshape(count, c["textLength"])
+        images = decode_f32(msg["images"], (count, c["imageSize"], c["imageSize"], 3)).to(bench.device)
+        ids = decode_i32(msg["ids"], (count, c["textLength"])).to(bench.device)
         if cmd == "train_once":
             loss, norm = bench.train_on(images, ids, scale)
             return bench, {"loss": loss, "gradNorm": norm}
@@ -505,12 +579,14 @@ def serve():
 
 
 def check():
-    """Which BLAS torch calls, and what a 1024³ float32 matmul reaches with it."""
+    """Which BLAS torch calls (or which GPU), and what a 1024³ float32 matmul reaches with it."""
     threads = int(os.environ.get("SIFT_TORCH_THREADS", "2"))
     torch.set_num_threads(threads)
     blas_threads(threads)
-    gflops, seconds, _ = matmul_gflops(1024, 9)
-    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_info(), "matmul1024": {"gflops": round(gflops, 1), "seconds": seconds}}, indent=2))
+    device = device_of({})
+    precision = fp32_matmuls(device)
+    gflops, seconds, _ = matmul_gflops(1024, 9, device)
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), **device_info(device), "matmulPrecision": precision, "blas": blas_info(), "matmul1024": {"gflops": round(gflops, 1), "seconds": seconds}}, indent=2))
 
 
 if __name__ == "__main__":

@@ -54,6 +54,29 @@ export interface BackendReport {
   warning?: string;
   /** wasm only: whether its matMuls run through the native BLAS addon (nativeMatMul.ts), or why not. */
   matMul?: NativeMatMulStatus;
+  /** TensorFlow.js flags set from SIFT_TFJS_FLAGS (tuning a backend, e.g. WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE). */
+  flags?: Record<string, number | boolean>;
+}
+
+/**
+ * SIFT_TFJS_FLAGS="NAME=value,NAME=value": TensorFlow.js flags for the chosen
+ * backend (tfjs reads them from the page URL in a browser; in Node nothing
+ * does). Values are numbers or true/false; a flag tfjs does not know is an
+ * error that lists the ones it does.
+ */
+export function applyTfjsFlags(text = process.env.SIFT_TFJS_FLAGS ?? ''): Record<string, number | boolean> | undefined {
+  if (text.trim() === '') return undefined;
+  const known = Object.keys(tf.env().getFlags()).concat(Object.keys((tf.env() as unknown as { flagRegistry: Record<string, unknown> }).flagRegistry ?? {}));
+  const flags: Record<string, number | boolean> = {};
+  for (const item of text.split(',').map((part) => part.trim()).filter(Boolean)) {
+    const match = /^([A-Z0-9_]+)=(true|false|-?\d+(?:\.\d+)?)$/.exec(item);
+    if (!match) throw new Error(`SIFT_TFJS_FLAGS: "${item}" is not NAME=value (value a number, true or false); e.g. SIFT_TFJS_FLAGS="WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE=64".`);
+    const [, name, raw] = match;
+    if (!known.includes(name)) throw new Error(`SIFT_TFJS_FLAGS: TensorFlow.js has no flag ${name} on the ${tf.getBackend()} backend; it has: ${[...new Set(known)].sort().join(', ')}.`);
+    flags[name] = raw === 'true' ? true : raw === 'false' ? false : Number(raw);
+    tf.env().set(name, flags[name]);
+  }
+  return flags;
 }
 
 const requireFromHere = createRequire(__filename);
@@ -530,7 +553,8 @@ export async function selectBackend(choice: BackendChoice = 'auto'): Promise<Bac
   }
   // Only the chosen backend's kernels are swapped: wasm's matMul through the native BLAS where it is built.
   const matMul = chosen === 'wasm' ? useNativeMatMul() : undefined;
-  current = { chosen, tfBackend: tf.getBackend(), attempts, warning, ...(matMul ? { matMul } : {}) };
+  const flags = applyTfjsFlags();
+  current = { chosen, tfBackend: tf.getBackend(), attempts, warning, ...(matMul ? { matMul } : {}), ...(flags ? { flags } : {}) };
   return current;
 }
 

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseBackendChoice, probeBackends, selectBackend } from '../../src/core/backend';
+import * as tf from '@tensorflow/tfjs-core';
+import { applyTfjsFlags, parseBackendChoice, probeBackends, selectBackend } from '../../src/core/backend';
 
 test('auto picks the first backend that loads and says why each earlier one was skipped', async () => {
   const report = await selectBackend('auto');
@@ -36,4 +37,15 @@ test('the cpu backend is chosen only when pinned, and then with a warning', asyn
   assert.equal(report.chosen, 'cpu');
   assert.match(report.warning ?? '', /30× slower/);
   await selectBackend('wasm');
+});
+
+test('SIFT_TFJS_FLAGS sets TensorFlow.js flags for the chosen backend; a wrong one names itself and the flags there are', async () => {
+  await selectBackend('wasm');
+  const before = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
+  assert.deepEqual(applyTfjsFlags(' WASM_HAS_SIMD_SUPPORT=false , '), { WASM_HAS_SIMD_SUPPORT: false });
+  assert.equal(tf.env().getBool('WASM_HAS_SIMD_SUPPORT'), false);
+  tf.env().set('WASM_HAS_SIMD_SUPPORT', before);
+  assert.equal(applyTfjsFlags(''), undefined);
+  assert.throws(() => applyTfjsFlags('WEBGPU_NO_SUCH_FLAG=1'), /TensorFlow\.js has no flag WEBGPU_NO_SUCH_FLAG on the wasm backend; it has: .*WASM_HAS_SIMD_SUPPORT/);
+  assert.throws(() => applyTfjsFlags('DEBUG'), /"DEBUG" is not NAME=value/);
 });
