@@ -410,6 +410,20 @@ export class Workbench {
     throw new Error(`No webview showed ${pattern} within ${timeoutMs} ms; the ${texts.length} webview(s) last showed: ${texts.map((t) => JSON.stringify(t.slice(0, 150))).join(', ') || 'none'} (screenshot ${shot}); the browser's last words:\n${this.browserLogTail()}`);
   }
 
+  /** The `src` of every image in every webview the editor shows (images without one left out). */
+  async webviewImageSources(): Promise<string[]> {
+    const frames = this.page.locator('iframe.webview.ready');
+    const sources: string[] = [];
+    for (let i = 0; i < (await frames.count()); i++) {
+      const images = frames.nth(i).contentFrame().locator('iframe#active-frame').contentFrame().locator('img');
+      for (let j = 0; j < (await images.count()); j++) {
+        const source = await images.nth(j).getAttribute('src', { timeout: 2000 }).catch(() => null);
+        if (source) sources.push(source);
+      }
+    }
+    return sources;
+  }
+
   async clearNotifications(): Promise<void> {
     await this.runCommand('Notifications: Clear All Notifications').catch(() => {});
   }
