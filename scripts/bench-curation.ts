@@ -6,6 +6,12 @@
  * `sift compare`. Writes bench-results/curation[-quick].{json,md}.
  *
  *   npm run bench:curation [-- --data PATH --eval-data PATH --curated PATH] [--quick] [--parallel 2]
+ *     [--only a,b,c] [--reference-dir RUN] [--baseline-dir RUN] [--reference-flags="--low-res-fraction 0.5"]
+ *
+ * --reference-dir uses an already trained reference instead of training one
+ * (its pool embeddings are cached beside it); --baseline-dir an already
+ * trained uniform run of the same settings instead of training one. Both
+ * save a screen of new variants the runs that do not change.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -26,6 +32,12 @@ const { values } = parseArgs({
     out: { type: 'string', default: 'bench-results' },
     name: { type: 'string' },
     only: { type: 'string' },
+    // The learners' seed (init, data order, selection draws); the reference keeps seed 0.
+    seed: { type: 'string', default: '0' },
+    'reference-dir': { type: 'string' },
+    'baseline-dir': { type: 'string' },
+    // Extra flags for the reference's own training, e.g. "--low-res-fraction 0.5" (a reference that can embed the pool at low resolution).
+    'reference-flags': { type: 'string', default: '' },
   },
 });
 
@@ -46,22 +58,39 @@ interface LearnerJob extends Job {
   needsReference: boolean;
 }
 
-const common = ['--seed', '0', '--steps', String(steps), '--data', data, '--eval-data', evalData, ...shared];
-const referenceDir = path.join(root, 'reference');
+const common = ['--seed', values.seed, '--steps', String(steps), '--data', data, '--eval-data', evalData, ...shared];
+const referenceDir = values['reference-dir'] ? path.resolve(values['reference-dir']) : path.join(root, 'reference');
+const baselineDir = values['baseline-dir'] ? path.resolve(values['baseline-dir']) : undefined;
 const learner = (jobName: string, extra: string[]): LearnerJob => ({
   name: jobName,
   args: ['train', ...common, '--run-dir', path.join(root, jobName), ...extra, ...(extra.includes('uniform') ? [] : ['--reference', referenceDir])],
   log: path.join(root, `${jobName}.log`),
   needsReference: !extra.includes('uniform'),
 });
+// Full resolution for learner and reference unless a name says otherwise (the defaults are half resolution).
+const full = ['--score-resolution', 'full', '--reference-resolution', 'full'];
 let jobs: LearnerJob[] = [
   learner('uniform', ['--method', 'uniform']),
-  learner('independent-f0.8', ['--method', 'independent', '--filter-ratio', '0.8']),
-  learner('jest-f0.5', ['--method', 'jest', '--filter-ratio', '0.5']),
-  learner('jest-f0.8', ['--method', 'jest', '--filter-ratio', '0.8']),
-  learner('jest-f0.9', ['--method', 'jest', '--filter-ratio', '0.9']),
-  learner('jest-mean-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--joint-normalization', 'mean']),
-  learner('jest-lowres-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'low']),
+  learner('independent-f0.8', ['--method', 'independent', '--filter-ratio', '0.8', ...full]),
+  learner('jest-f0.5', ['--method', 'jest', '--filter-ratio', '0.5', ...full]),
+  learner('jest-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', ...full]),
+  learner('jest-f0.9', ['--method', 'jest', '--filter-ratio', '0.9', ...full]),
+  learner('jest-mean-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--joint-normalization', 'mean', ...full]),
+  learner('jest-lowres-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'low', '--reference-resolution', 'full']),
+  // Cheaper selection (issue 12): each lever alone on top of low-resolution scoring, then together.
+  learner('jest-lowres-reflow-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'low', '--reference-resolution', 'low']),
+  learner('jest-quarter-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'quarter', '--reference-resolution', 'full']),
+  learner('jest-quarter-reflow-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'quarter', '--reference-resolution', 'low']),
+  learner('jest-quarter-refquarter-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'quarter', '--reference-resolution', 'quarter']),
+  learner('jest-quarter-reflow-f0.9', ['--method', 'jest', '--filter-ratio', '0.9', '--score-resolution', 'quarter', '--reference-resolution', 'low']),
+  learner('jest-quarter-reflow-f0.5', ['--method', 'jest', '--filter-ratio', '0.5', '--score-resolution', 'quarter', '--reference-resolution', 'low']),
+  learner('jest-lowres-reflow-every2-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'low', '--reference-resolution', 'low', '--score-every', '2']),
+  learner('jest-lowres-reflow-every4-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'low', '--reference-resolution', 'low', '--score-every', '4']),
+  learner('jest-quarter-reflow-halflow-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'quarter', '--reference-resolution', 'low', '--low-res-fraction', '0.5']),
+  learner('jest-quarter-reflow-mix-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'quarter', '--reference-resolution', 'low', '--passed-reference', 'mix']),
+  learner('jest-quarter-reflow-uniform-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'quarter', '--reference-resolution', 'low', '--passed-reference', 'uniform']),
+  // The method's defaults as shipped, whatever they are: what a user gets from `--method jest`.
+  learner('jest-default', ['--method', 'jest']),
 ];
 if (values.only) {
   const wanted = new Set(values.only.split(','));
@@ -77,15 +106,19 @@ async function main(): Promise<void> {
   const width = Math.max(1, Number(values.parallel));
   const started = Date.now();
   process.stdout.write(`bench:curation${quick ? ' (quick)' : ''}: ${steps} steps per learner, reference ${referenceSteps} steps on ${curated}; ${width} at a time. Runs in ${root}\n`);
-  const referenceJob: Job = { name: 'reference', log: path.join(root, 'reference.log'), args: ['reference', '--seed', '0', '--steps', String(referenceSteps), '--data', curated, '--eval-data', evalData, ...shared, '--run-dir', referenceDir] };
+  const referenceJob: Job = { name: 'reference', log: path.join(root, 'reference.log'), args: ['reference', '--seed', '0', '--steps', String(referenceSteps), '--data', curated, '--eval-data', evalData, ...shared, ...values['reference-flags'].split(/\s+/).filter(Boolean), '--run-dir', referenceDir] };
   // The reference and the uniform baseline need nothing else: run them side by side first.
+  if (baselineDir) jobs = jobs.filter((job) => job.name !== 'uniform');
   const first = jobs.filter((job) => !job.needsReference);
-  await Promise.all([runJob(cli, referenceJob, report), runJobs(cli, first, Math.max(1, width - 1), report)]);
+  await Promise.all([values['reference-dir'] ? Promise.resolve() : runJob(cli, referenceJob, report), runJobs(cli, first, Math.max(1, width - 1), report)]);
   await runJobs(cli, jobs.filter((job) => job.needsReference), width, report);
 
-  const comparison = await compareRuns(jobs.map((job) => path.join(root, job.name)));
+  const comparison = await compareRuns([...(baselineDir ? [baselineDir] : []), ...jobs.map((job) => path.join(root, job.name))]);
   const markdown = comparisonMarkdown(comparison);
   const reference = JSON.parse(fs.readFileSync(path.join(referenceDir, 'run.json'), 'utf8'));
+  // The reference's own training, shown apart from the learners' FLOPs (paid once, whatever uses it).
+  const referenceMetrics = fs.readFileSync(path.join(referenceDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+  const referenceTrainingFlops = referenceMetrics.filter((m) => m.type === 'train').at(-1)?.flops ?? null;
   const result = {
     benchmark: 'curation',
     quick,
@@ -93,13 +126,14 @@ async function main(): Promise<void> {
     machine: { cpus: os.cpus().length, model: os.cpus()[0]?.model, node: process.version, parallelRuns: width },
     data: { train: data, eval: evalData, curated },
     steps,
-    reference: { steps: referenceSteps, finalEval: reference.summary?.finalEval },
+    reference: { dir: referenceDir, steps: reference.config?.steps ?? referenceSteps, finalEval: reference.summary?.finalEval, trainingFlops: referenceTrainingFlops },
+    baseline: baselineDir,
     seconds: (Date.now() - started) / 1000,
     comparison,
   };
   fs.mkdirSync(values.out, { recursive: true });
   fs.writeFileSync(path.join(values.out, `${name}.json`), JSON.stringify(result, null, 2) + '\n');
-  fs.writeFileSync(path.join(values.out, `${name}.md`), `# bench:curation${quick ? ' (quick)' : ''}\n\nData ${data}, eval ${evalData}, reference on ${curated} (${referenceSteps} steps, final i2t R@1 ${((reference.summary?.finalEval?.i2t_r1 ?? 0) * 100).toFixed(1)}%).\n\n${markdown}\n`);
+  fs.writeFileSync(path.join(values.out, `${name}.md`), `# bench:curation${quick ? ' (quick)' : ''}\n\nData ${data}, eval ${evalData}, reference on ${curated} (${reference.config?.steps ?? referenceSteps} steps, final i2t R@1 ${((reference.summary?.finalEval?.i2t_r1 ?? 0) * 100).toFixed(1)}%; its own training: ${referenceTrainingFlops === null ? '?' : `${(referenceTrainingFlops / 1e9).toFixed(0)} GFLOP`}, not counted in the runs' FLOPs).\n\n${markdown}\n`);
   process.stdout.write(`\n${markdown}\n\nWritten ${path.join(values.out, `${name}.json`)} and .md in ${(result.seconds / 60).toFixed(1)} min\n`);
 }
 

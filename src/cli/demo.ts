@@ -43,7 +43,8 @@ export async function demo(options: DemoOptions): Promise<number> {
   const evalData = quick ? 'builtin:eval?size=200' : 'builtin:eval';
   const dir = (name: string): string => path.join(root, name);
   const job = (name: string, args: string[]): Job => ({ name, args: [...args, ...shared, '--seed', '0', '--run-dir', dir(name)], log: path.join(root, `${name}.log`) });
-  const reference = job('reference', ['reference', '--data', quick ? 'builtin:curated?size=1000' : 'builtin:curated?size=8000', '--eval-data', evalData, '--steps', String(quick ? 40 : 400)]);
+  // Half its batches at half resolution: JEST's default has the reference embed the pool at half resolution (docs/results.md).
+  const reference = job('reference', ['reference', '--data', quick ? 'builtin:curated?size=1000' : 'builtin:curated?size=8000', '--eval-data', evalData, '--steps', String(quick ? 40 : 400), '--low-res-fraction', '0.5']);
   const uniform = job('uniform', ['train', '--method', 'uniform', '--data', train, '--eval-data', evalData, '--steps', String(steps)]);
   const jest = job('jest', ['train', '--method', 'jest', '--filter-ratio', '0.8', '--reference', dir('reference'), '--data', train, '--eval-data', evalData, '--steps', String(steps)]);
 

@@ -14,6 +14,7 @@ import { newRunId } from '../core/runs/record';
 import { threadsFor } from '../core/train/replicas';
 import { demo } from './demo';
 import { exportCommand } from './export';
+import { embedCommand, embedHelp, submitEmbedArray, takeShardFlag } from './embed';
 import { branch, exitCodesHelp, resume, runs, trainInWorker } from './runs';
 
 const kebab = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -27,6 +28,7 @@ Commands:
   resume    RUN_DIR: continue a paused, stopped or interrupted run from its newest checkpoint
   branch    RUN_DIR --at-step N [--set key=value ...]: a new run from a checkpoint, with changed settings
   runs      [DIR]: the runs in DIR (default .sift/runs) as a tree of branches
+  embed     --reference REF_RUN --data POOL [--shard i/N | --slurm N]: the reference's embeddings of a pool, cached where training reads them; one shard per process, e.g. a Slurm array (sift embed --help)
   export    RUN_DIR --out DIR [--top-fraction X | --min-learnability Y] [--format webdataset|jsonl]: the pairs a selecting run picked, ranked, as data (sift export --help)
   demo      the story on built-in data: reference and uniform side by side, then JEST, then the comparison (~3 min on 2 cores, ~10 without the native matMul; --quick ~1 min)
   doctor    [--json]: which TensorFlow.js backends load here, and why the others do not
@@ -203,6 +205,15 @@ export async function main(argv: string[]): Promise<number> {
         return await branch(rest);
       case 'runs':
         return runs(rest);
+      case 'embed': {
+        if (rest.includes('--help') || rest.includes('-h')) {
+          process.stdout.write(embedHelp);
+          return 0;
+        }
+        const { shard, slurm, rest: options } = takeShardFlag(rest);
+        const config = configFromArgs(options, { method: 'jest' });
+        return slurm ? submitEmbedArray(options, slurm) : await embedCommand(config, shard);
+      }
       case 'export':
         return await exportCommand(rest);
       case 'demo':

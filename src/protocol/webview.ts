@@ -175,7 +175,8 @@ export interface DashboardState {
 
 /** The view a dashboard starts with (before the webview restores its own). */
 export const defaultDashboardView: DashboardView = {
-  xAxis: 'step',
+  // FLOPs (scoring and the reference's pass included): what a selecting run really costs; examples hide its scoring (README, "Which x-axis to read").
+  xAxis: 'flops',
   logX: false,
   buckets: 800,
   smoothing: 0.6,

@@ -142,7 +142,7 @@ test('a branch at a kept checkpoint shows under its parent; both stop', { timeou
   // The extension runs where the workspace is (code-server: the server; the browser is the UI):
   // the picks' thumbnails reach the browser as data, never as a path on the server's disk.
   const thumbsBy = Date.now() + 30_000;
-  let sources: string[] = [];
+  let sources: string[];
   while ((sources = await wb().webviewImageSources()).length === 0 && Date.now() < thumbsBy) await sleep(300);
   assert.ok(sources.length > 0, 'the inspector shows thumbnails');
   for (const source of sources) assert.match(source, /^data:image\//, `a webview image comes from the server as data: ${source.slice(0, 80)}`);

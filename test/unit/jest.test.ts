@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { openDataset } from '../../src/core/data/open';
 import { resolveConfig, type TrainConfig } from '../../src/core/train/config';
 import { loadReference, noiseSeparation, referenceEmbeddings } from '../../src/core/train/reference';
-import { trainRun } from '../../src/core/train/run';
+import { resumeRun, trainRun } from '../../src/core/train/run';
 import { compareRuns, comparisonMarkdown } from '../../src/core/runs/compare';
 import { readJsonl } from '../../src/core/runs/jsonl';
 import type { MetricLine, SelectionLine } from '../../src/core/runs/record';
@@ -130,7 +130,7 @@ test('Flexi-JEST: low-resolution scoring and low-resolution training cost fewer 
     assert.ok(last.type === 'train');
     return { score: last.flops_score, train: last.flops_train };
   };
-  const full = await run('flexi-full', {});
+  const full = await run('flexi-full', { scoreResolution: 'full' });
   const low = await run('flexi-low', { scoreResolution: 'low', lowResFraction: 0.5 });
   assert.ok(low.score < full.score * 0.7, `scoring FLOPs ${low.score} vs ${full.score}`);
   assert.ok(low.train < full.train, `training FLOPs ${low.train} vs ${full.train}`);
@@ -196,4 +196,65 @@ test('compare: examples and FLOPs to reach uniform\'s final value, and the ratio
   if (jest.examplesToTarget !== null) assert.ok(Math.abs(jest.examplesSpeedup! - uniform.examplesToTarget / jest.examplesToTarget) < 1e-9);
   assert.ok(jest.flops > jest.examplesSeen, 'FLOPs recorded');
   assert.ok(jest.scoreShare !== undefined && jest.scoreShare > 0);
+  // The paper's definition: against uniform's whole run, not its first crossing.
+  assert.equal(uniform.examplesSpeedupBudget, uniform.examplesSeen / uniform.examplesToTarget);
+  if (jest.examplesToTarget !== null) {
+    assert.ok(Math.abs(jest.examplesSpeedupBudget! - uniform.examplesSeen / jest.examplesToTarget) < 1e-9);
+    const split = jest.flopsToTargetSplit!;
+    assert.ok(split.train > 0 && split.score > 0 && split.reference > 0);
+  }
+  assert.match(comparisonMarkdown(comparison), /Speed-ups read uniform ÷ run/);
+});
+
+test('quarter-resolution scoring and a low-resolution reference pass cost fewer FLOPs than half and full', async () => {
+  const run = async (name: string, extra: Partial<TrainConfig>): Promise<{ score: number; reference: number }> => {
+    const runDir = path.join(root, name);
+    await trainRun(resolveConfig(tiny, { data: 'builtin:train?size=300', method: 'jest', filterRatio: 0.5, reference: referenceDir, steps: 2, evalEvery: 2, runDir, ...extra }));
+    const last = readJsonl<MetricLine>(path.join(runDir, 'metrics.jsonl')).rows.filter((r) => r.type === 'train').pop()!;
+    assert.ok(last.type === 'train');
+    return { score: last.flops_score, reference: last.flops_reference };
+  };
+  const low = await run('res-low', { scoreResolution: 'low', referenceResolution: 'full' });
+  const quarter = await run('res-quarter', { scoreResolution: 'quarter', referenceResolution: 'quarter' });
+  const lowReference = await run('res-ref-low', { scoreResolution: 'quarter', referenceResolution: 'low' });
+  assert.ok(quarter.score < low.score, `scoring FLOPs ${quarter.score} (quarter) vs ${low.score} (half)`);
+  assert.ok(quarter.reference < lowReference.reference && lowReference.reference < low.reference, `reference FLOPs ${quarter.reference} < ${lowReference.reference} < ${low.reference}`);
+  assert.throws(() => resolveConfig(tiny, { method: 'jest', reference: referenceDir, imageSize: 24, patchSize: 4, scoreResolution: 'quarter' }), /scoreResolution quarter needs imageSize \(24\) to be a multiple of 4 × patchSize/);
+});
+
+test('scoreEvery: one scored pool of B + (k − 1)·b serves k steps, no candidate is trained twice from it, staleness is measured, and a resumed run matches exactly', async () => {
+  const config = resolveConfig(tiny, { data: 'builtin:train?size=300', method: 'jest', filterRatio: 0.5, scoreEvery: 3, reference: referenceDir, steps: 13, evalEvery: 13, checkpointEvery: 100, runDir: path.join(root, 'every3') });
+  await trainRun(config);
+  const { rows: selections } = readJsonl<SelectionLine>(path.join(config.runDir, 'selections.jsonl'));
+  // Pool = 16 + 2 × 8 = 32; each step of a cycle sees 8 fewer open candidates.
+  assert.deepEqual(selections.slice(0, 6).map((s) => s.candidates), [32, 24, 16, 32, 24, 16]);
+  for (let cycle = 0; cycle < 4; cycle++) {
+    const ids = selections.slice(cycle * 3, cycle * 3 + 3).flatMap((s) => s.ids);
+    assert.equal(new Set(ids).size, ids.length, `cycle ${cycle}: every pick distinct`);
+  }
+  const trains = readJsonl<MetricLine>(path.join(config.runDir, 'metrics.jsonl')).rows.filter((r) => r.type === 'train');
+  assert.deepEqual(trains.map((t) => (t.type === 'train' ? t.examples_scored : 0)).slice(0, 4), [32, 32, 32, 64], 'scored once a cycle');
+  const rho = trains.flatMap((t) => (t.type === 'train' && t.staleness_rho !== undefined ? [t.step] : []));
+  assert.deepEqual(rho, [3], 'the last step of every 4th cycle measures staleness');
+
+  // Paused mid-cycle (after step 4 of a cycle that started at step 4), resumed: the same steps as in one go.
+  const runDir = path.join(root, 'every3-resumed');
+  let current = 0;
+  await trainRun({ ...config, runDir }, {}, { opened: (run) => void (current = run.step), atBoundary: async () => (current++ === 4 ? 'suspend' : 'continue'), writeFailed: async () => 'suspend' });
+  await resumeRun(runDir);
+  const strip = (dir: string) => readJsonl<MetricLine>(path.join(dir, 'metrics.jsonl')).rows.map((l) => Object.fromEntries(Object.entries(l).filter(([key]) => !key.endsWith('_s'))));
+  assert.deepEqual(strip(runDir), strip(config.runDir));
+});
+
+test('passedReference: once the learner beats its reference on clean-looking candidates, mix trains every other batch uniform', async () => {
+  const runDir = path.join(root, 'passed-mix');
+  await trainRun(resolveConfig(tiny, { data: 'builtin:train?size=300', method: 'jest', filterRatio: 0.5, passedReference: 'mix', reference: referenceDir, steps: 30, evalEvery: 30, runDir }));
+  const trains = readJsonl<MetricLine>(path.join(runDir, 'metrics.jsonl')).rows.filter((r) => r.type === 'train');
+  for (const t of trains) assert.ok(t.type === 'train' && t.reference_gap !== undefined);
+  const uniformSteps = trains.flatMap((t) => (t.type === 'train' && t.uniform_batch ? [t.step] : []));
+  // Whether the tiny learner passes its tiny reference is the data's business; if it does, the steps after alternate.
+  if (uniformSteps.length > 0) {
+    assert.ok(uniformSteps[0] > 20, 'not before the warm-up of 20 scored pools');
+    uniformSteps.slice(1).forEach((step, i) => assert.equal(step - uniformSteps[i], 2));
+  }
 });

@@ -167,7 +167,8 @@ describe('DashboardModel', () => {
     const dir = writeFixtureRun(liveRoot, { id: 'live', method: 'jest', steps: 400, pace: 1, status: 'running' });
     const model = new DashboardModel({ heatmapIntervalMs: 0 });
     await model.addRun(dir);
-    const snapshot = (await model.snapshot(view({ heatmapRun: 'live' }))) as Extract<DashboardHostMessage, { type: 'snapshot' }>;
+    // Against steps: the appended lines below repeat the same counters, so only the step moves.
+    const snapshot = (await model.snapshot(view({ heatmapRun: 'live', xAxis: 'step' }))) as Extract<DashboardHostMessage, { type: 'snapshot' }>;
     const lossCount = snapshot.payload.charts[0].count;
     assert.deepEqual(model.flush(), []);
     const counters = { examples_seen: 3200, examples_scored: 16000, flops_train: 0, flops_score: 0, flops_reference: 0, wall_s: 30, active_s: 30 };

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../src/core/random';
-import { diagonal, histogram, scoreMatrix, type SquareMatrix } from '../../src/core/selection/scores';
+import { diagonal, histogram, scoreMatrix, spearman, type SquareMatrix } from '../../src/core/selection/scores';
 import { batchMateTerms, chunkSizes, gumbelTopK, pairwiseScorer, selectIndependent, selectJoint, softmaxScorer } from '../../src/core/selection/selectors';
 
 function matrix(size: number, at: (i: number, j: number) => number): SquareMatrix {
@@ -130,4 +130,26 @@ test('histograms cover the range with the given bins', () => {
   assert.equal(h.lo, 0);
   assert.equal(h.hi, 4);
   assert.deepEqual(h.counts, [1, 1, 1, 2]);
+});
+
+test('spearman: 1 for the same order, -1 for the reverse, ties by average rank', () => {
+  assert.equal(spearman([1, 2, 3, 4], [10, 20, 30, 40]), 1);
+  assert.equal(spearman([1, 2, 3, 4], [4, 3, 2, 1]), -1);
+  assert.ok(Math.abs(spearman([1, 2, 2, 3], [1, 2, 3, 4]) - 0.9486832980505138) < 1e-12);
+  assert.ok(Number.isNaN(spearman([1, 1, 1], [1, 2, 3])));
+});
+
+test('excluded candidates are never drawn, jointly or independently', () => {
+  const size = 12;
+  const values = new Float32Array(size * size).map((_, i) => Math.sin(i));
+  const exclude = new Uint8Array(size);
+  [0, 3, 5, 7].forEach((i) => (exclude[i] = 1));
+  // Give the excluded ones the best own scores: they would be drawn first otherwise.
+  [0, 3, 5, 7].forEach((i) => (values[i * size + i] = 50));
+  const joint = selectJoint(pairwiseScorer({ size, values }), { count: 8, chunks: 4, normalization: 'sum', temperature: 1, exclude }, new Rng(1));
+  assert.equal(joint.picked.length, 8);
+  assert.ok(joint.picked.every((p) => !exclude[p]));
+  const independent = selectIndependent(diagonal({ size, values }), 8, exclude);
+  assert.deepEqual([...independent.picked].sort((a, b) => a - b), [1, 2, 4, 6, 8, 9, 10, 11]);
+  assert.throws(() => selectIndependent(diagonal({ size, values }), 9, exclude), /cannot select 9 of 8/);
 });

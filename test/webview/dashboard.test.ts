@@ -86,6 +86,10 @@ describe('dashboard webview', () => {
       const speedup = async (run: string): Promise<number> => Number.parseFloat((await page.locator(`#reach-table tr[data-run="${run}"] td:nth-child(4)`).textContent())!);
       assert.equal(await speedup('uniform'), 1);
       assert.ok((await speedup('jest-f80')) > 1.2, `jest-f80 ${await speedup('jest-f80')}×`);
+      // FLOPs speed-up beside it, read the same way (the baseline's ÷ the run's), and FLOPs is the charts' default x-axis.
+      assert.equal(Number.parseFloat((await page.locator('#reach-table tr[data-run="uniform"] td:nth-child(6)').textContent())!), 1);
+      assert.match((await page.locator('#reach-table th:nth-child(6)').textContent())!, /Speed-up \(FLOPs\)/);
+      assert.equal(await page.$eval('#x-axis', (element) => (element as HTMLElement & { value: string }).value), 'flops');
       assert.deepEqual(panel.dialogs, []);
       assert.deepEqual(await panel.violations(), []);
       assert.deepEqual(panel.errors, []);
@@ -163,9 +167,10 @@ describe('dashboard webview', () => {
     await panel.page.locator('[data-metric="i2t_r1"] [data-export="png"]').click();
     await panel.waitForPost('export-png');
     const csv = exports.find((m) => m.type === 'export-csv')!;
-    assert.equal(csv.payload.suggestedName, 'i2t_r1-vs-step.csv');
+    // Against the default x-axis, FLOPs.
+    assert.equal(csv.payload.suggestedName, 'i2t_r1-vs-flops.csv');
     const lines = csv.payload.csv!.trim().split('\n');
-    assert.ok(lines[0].startsWith('Step,uniform last,uniform min,uniform max,uniform mean,uniform smoothed'), lines[0]);
+    assert.ok(lines[0].startsWith('FLOPs (total),uniform last,uniform min,uniform max,uniform mean,uniform smoothed'), lines[0]);
     assert.ok(lines.length > 10);
     const png = Buffer.from(exports.find((m) => m.type === 'export-png')!.payload.pngBase64!, 'base64');
     assert.deepEqual([...png.subarray(1, 4)], [...Buffer.from('PNG')]);

@@ -100,7 +100,7 @@ app.append(
     h(
       'div',
       { class: 'section-head' },
-      h('h2', { text: 'Examples to reach a target' }),
+      h('h2', { text: 'Examples and FLOPs to reach a target' }),
       h('div', { class: 'field' }, h('span', { class: 'label', text: 'Metric' }), reachMetricSelect),
       h('div', { class: 'field' }, h('span', { class: 'label', text: 'Target' }), reachTarget),
     ),
@@ -287,11 +287,12 @@ function renderReach(): void {
   });
   const table = h('table', { class: 'data' });
   const speedupHelp = "The baseline's examples to the target ÷ this run's: 2.00× reached it with half the examples (as sift compare reports it)";
+  const flopsSpeedupHelp = "The baseline's FLOPs to the target ÷ this run's, scoring and the reference's pass over the pool included: below 1.00× the run's selection cost more compute than it saved";
   const head = h(
     'tr',
     {},
-    ...['Run', 'Step', 'Examples seen', 'Speed-up (examples)', 'FLOPs', 'Training FLOPs', 'Wall time', 'Active time'].map((t, i) =>
-      h('th', { text: t, class: i > 0 ? 'number' : '', ...(i === 3 ? { title: speedupHelp } : {}) }),
+    ...['Run', 'Step', 'Examples seen', 'Speed-up (examples)', 'FLOPs', 'Speed-up (FLOPs)', 'Training FLOPs', 'Wall time', 'Active time'].map((t, i) =>
+      h('th', { text: t, class: i > 0 ? 'number' : '', ...(i === 3 ? { title: speedupHelp } : i === 5 ? { title: flopsSpeedupHelp } : {}) }),
     ),
   );
   table.append(h('thead', {}, head));
@@ -302,15 +303,21 @@ function renderReach(): void {
     swatch.style.background = colors.run(run?.color ?? 0);
     const name = h('td', {}, swatch, ' ', run?.label ?? row.run);
     if (!row.reached) {
-      body.append(h('tr', { attrs: { 'data-run': row.run } }, name, h('td', { attrs: { colspan: '7' } }, `not reached${row.best !== undefined ? ` (best so far ${score(row.best)})` : ''}`)));
+      body.append(h('tr', { attrs: { 'data-run': row.run } }, name, h('td', { attrs: { colspan: '8' } }, `not reached${row.best !== undefined ? ` (best so far ${score(row.best)})` : ''}`)));
       continue;
     }
-    const ratio = baselineRow?.reached && baselineRow.examples_seen && row.examples_seen ? `${(baselineRow.examples_seen / row.examples_seen).toFixed(2)}×` : '–';
+    // Both read the same way: the baseline's ÷ this run's, above 1.00× = this run needed less.
+    const speedup = (axis: 'examples_seen' | 'flops'): string => {
+      const base = baselineRow?.reached ? baselineRow[axis] : undefined;
+      const own = row[axis];
+      return base && own ? `${(base / own).toFixed(2)}×` : '–';
+    };
     const cells = [
       row.step !== undefined ? String(row.step) : '–',
       row.examples_seen !== undefined ? si(row.examples_seen) : '–',
-      ratio,
+      speedup('examples_seen'),
       row.flops !== undefined ? si(row.flops) : '–',
+      speedup('flops'),
       row.flops_train !== undefined ? si(row.flops_train) : '–',
       row.wall_s !== undefined ? duration(row.wall_s) : '–',
       row.active_s !== undefined ? duration(row.active_s) : '–',

@@ -25,9 +25,22 @@ export interface RunComparison {
   /** Trained examples / FLOPs at which the target was first reached (linear between evals); null if never. */
   examplesToTarget: number | null;
   flopsToTarget: number | null;
-  /** Uniform's examples (FLOPs) to target ÷ this run's: > 1 means this run got there with less. */
+  /**
+   * Speed-ups, both read the same way: uniform's ÷ this run's, > 1 = this run
+   * needed less. The strict definition: uniform's examples (FLOPs) at its
+   * FIRST crossing of the target (its final value) — uniform often touches its
+   * final value before its last step.
+   */
   examplesSpeedup: number | null;
   flopsSpeedup: number | null;
+  /**
+   * The paper's definition: uniform's whole training budget (all its trained
+   * examples, all its FLOPs) ÷ what this run needed to reach uniform's final value.
+   */
+  examplesSpeedupBudget: number | null;
+  flopsSpeedupBudget: number | null;
+  /** Where the FLOPs to target went: training, learner scoring, reference embedding (interpolated like the total). */
+  flopsToTargetSplit?: { train: number; score: number; reference: number };
   /** Mean share of known-noisy pairs among the trained ones, and in the scored pool. */
   pickedNoisy?: number;
   poolNoisy?: number;
@@ -100,6 +113,23 @@ export function firstReach(evals: readonly EvalMetrics[], metric: ComparableMetr
   return null;
 }
 
+/** Training, scoring and reference FLOPs when `examples` had been trained on, interpolated between train lines. */
+export function flopsSplitAt(trains: readonly TrainMetrics[], examples: number): { train: number; score: number; reference: number } {
+  const split = (t: TrainMetrics | undefined) => ({ train: t?.flops_train ?? 0, score: t?.flops_score ?? 0, reference: t?.flops_reference ?? 0 });
+  let previous: TrainMetrics | undefined;
+  for (const t of trains) {
+    if (t.examples_seen >= examples) {
+      const a = split(previous);
+      const b = split(t);
+      const x0 = previous?.examples_seen ?? 0;
+      const f = t.examples_seen === x0 ? 1 : (examples - x0) / (t.examples_seen - x0);
+      return { train: a.train + f * (b.train - a.train), score: a.score + f * (b.score - a.score), reference: a.reference + f * (b.reference - a.reference) };
+    }
+    previous = t;
+  }
+  return split(previous);
+}
+
 export async function compareRuns(dirs: readonly string[], options: { metric?: ComparableMetric; target?: number } = {}): Promise<Comparison> {
   const metric = options.metric ?? 'i2t_r1';
   const runs: LoadedRun[] = [];
@@ -116,6 +146,7 @@ export async function compareRuns(dirs: readonly string[], options: { metric?: C
   }
   const baselineExamples = baseline ? firstReach(baseline.evals, metric, target, (e) => e.examples_seen) : null;
   const baselineFlops = baseline ? firstReach(baseline.evals, metric, target, (e) => e.flops) : null;
+  const baselineLast = baseline?.trains[baseline.trains.length - 1];
   const comparisons = runs.map((r): RunComparison => {
     const last = r.evals[r.evals.length - 1];
     const lastTrain = r.trains[r.trains.length - 1];
@@ -142,6 +173,9 @@ export async function compareRuns(dirs: readonly string[], options: { metric?: C
       flopsToTarget,
       examplesSpeedup: baselineExamples !== null && examplesToTarget ? baselineExamples / examplesToTarget : null,
       flopsSpeedup: baselineFlops !== null && flopsToTarget ? baselineFlops / flopsToTarget : null,
+      examplesSpeedupBudget: baselineLast && examplesToTarget ? baselineLast.examples_seen / examplesToTarget : null,
+      flopsSpeedupBudget: baselineLast && flopsToTarget ? baselineLast.flops / flopsToTarget : null,
+      ...(examplesToTarget !== null ? { flopsToTargetSplit: flopsSplitAt(r.trains, examplesToTarget) } : {}),
       pickedNoisy: picked.length ? mean(picked) : undefined,
       poolNoisy: r.poolNoisy,
       scoreShare: shares('score_s'),
@@ -157,16 +191,35 @@ const count = (x: number | null): string => (x === null ? 'not reached' : x >= 1
 const ratio = (x: number | null): string => (x === null ? '–' : `${x.toFixed(2)}×`);
 
 export function comparisonMarkdown(c: Comparison): string {
-  const header = ['run', 'method', 'F', `final ${c.metric}`, 'examples to target', '× vs uniform', 'FLOPs to target', '× vs uniform', 'noisy picked / pool', 'scoring / selection share of step'];
+  const header = [
+    'run',
+    'method',
+    'F',
+    `final ${c.metric}`,
+    'examples to target',
+    'examples speed-up (strict / budget)',
+    'FLOPs to target',
+    'FLOPs speed-up (strict / budget)',
+    'FLOPs to target: train / score / reference',
+    'noisy picked / pool',
+    'scoring / selection share of step',
+  ];
+  const split = (r: RunComparison): string => {
+    const s = r.flopsToTargetSplit;
+    if (!s || r.flopsToTarget === null) return '–';
+    const total = s.train + s.score + s.reference;
+    return total > 0 ? `${pct(s.train / total)} / ${pct(s.score / total)} / ${pct(s.reference / total)}` : '–';
+  };
   const rows = c.runs.map((r) => [
     r.id,
     r.method,
     r.filterRatio === undefined ? '–' : String(r.filterRatio),
     pct(r.final[c.metric]),
     count(r.examplesToTarget),
-    ratio(r.examplesSpeedup),
+    `${ratio(r.examplesSpeedup)} / ${ratio(r.examplesSpeedupBudget)}`,
     count(r.flopsToTarget),
-    ratio(r.flopsSpeedup),
+    `${ratio(r.flopsSpeedup)} / ${ratio(r.flopsSpeedupBudget)}`,
+    split(r),
     r.pickedNoisy === undefined ? '–' : `${pct(r.pickedNoisy)} / ${pct(r.poolNoisy)}`,
     r.scoreShare === undefined ? '–' : `${pct(r.scoreShare)} / ${pct(r.selectShare)}`,
   ]);
@@ -179,7 +232,8 @@ export function comparisonMarkdown(c: Comparison): string {
     line(header.map(() => '---')),
     ...rows.map(line),
     '',
-    'Examples and FLOPs to target are interpolated between evals; FLOPs count training, learner scoring and reference embedding.',
+    'Examples and FLOPs to target are interpolated between evals; FLOPs count training, learner scoring and reference embedding (not the reference\'s own training).',
+    'Speed-ups read uniform ÷ run (> 1 = the run needed less). Strict: against what uniform needed to FIRST reach its final value; budget (the paper\'s): against uniform\'s whole run.',
     ...(aucs.length ? [`How well each run's reference tells right captions from swapped ones on its pool (AUC; 0.5 = chance, 1 = perfect): ${aucs.join(', ')}.`] : []),
   ].join('\n');
 }

@@ -106,6 +106,12 @@ export interface TrainMetrics {
   train_s: number;
   /** Share of the trained batch whose caption is known to be wrong (where the data say so). */
   picked_noisy?: number;
+  /** A selecting run's step that trained on a uniform batch (after passing its reference, `passedReference`). */
+  uniform_batch?: boolean;
+  /** Smoothed learner − reference loss on the candidates the reference finds clean; below 0 = the learner passed it. */
+  reference_gap?: number;
+  /** With `scoreEvery` > 1, now and then: rank correlation of the cached (stale) learnability with a fresh scoring of the same candidates. */
+  staleness_rho?: number;
 }
 
 /** One line of selections.jsonl: what a step trained on and why. */

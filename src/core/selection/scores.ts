@@ -74,3 +74,39 @@ export function histogram(values: ArrayLike<number>, bins = 16): Histogram {
   for (let i = 0; i < values.length; i++) counts[Math.min(bins - 1, Math.floor((values[i] - lo) / width))]++;
   return { lo, hi, counts };
 }
+
+/** Ranks (0-based; ties get their average rank). */
+function ranks(values: ArrayLike<number>): Float64Array {
+  const order = Array.from({ length: values.length }, (_, i) => i).sort((a, b) => values[a] - values[b]);
+  const out = new Float64Array(values.length);
+  for (let start = 0; start < order.length; ) {
+    let end = start;
+    while (end + 1 < order.length && values[order[end + 1]] === values[order[start]]) end++;
+    for (let k = start; k <= end; k++) out[order[k]] = (start + end) / 2;
+    start = end + 1;
+  }
+  return out;
+}
+
+/**
+ * Spearman's rank correlation of two equally long lists (1 = same order,
+ * 0 = unrelated): how far stale scores still rank candidates as fresh ones
+ * do. NaN when either list is constant or shorter than 2.
+ */
+export function spearman(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`spearman: lengths differ (${a.length} vs ${b.length})`);
+  const n = a.length;
+  if (n < 2) return NaN;
+  const ra = ranks(a);
+  const rb = ranks(b);
+  const mean = (n - 1) / 2;
+  let cov = 0;
+  let va = 0;
+  let vb = 0;
+  for (let i = 0; i < n; i++) {
+    cov += (ra[i] - mean) * (rb[i] - mean);
+    va += (ra[i] - mean) ** 2;
+    vb += (rb[i] - mean) ** 2;
+  }
+  return va > 0 && vb > 0 ? cov / Math.sqrt(va * vb) : NaN;
+}

@@ -34,6 +34,8 @@ export interface JointOptions {
   normalization: JointNormalization;
   /** Softmax temperature of each draw; → 0 approaches greedy top-k. */
   temperature: number;
+  /** Candidates that may not be drawn (1 = excluded): those already trained on from a cached pool. */
+  exclude?: Uint8Array;
 }
 
 function gumbel(rng: Rng): number {
@@ -160,9 +162,9 @@ export function softmaxScorer(models: { logits: SquareMatrix; sign: number }[], 
 
 /** Joint example selection: chunk by chunk, each drawn by conditional score given the chunks before. */
 export function selectJoint(scorer: ConditionalScorer, options: JointOptions, rng: Rng): Selection {
-  const { count, chunks, normalization, temperature } = options;
+  const { count, chunks, normalization, temperature, exclude } = options;
   if (count > scorer.size) throw new Error(`cannot select ${count} of ${scorer.size} candidates`);
-  const masked = new Uint8Array(scorer.size);
+  const masked = exclude ? Uint8Array.from(exclude) : new Uint8Array(scorer.size);
   const picked: number[] = [];
   const pickLogit: number[] = [];
   for (const [chunk, chunkSize] of chunkSizes(count, chunks).entries()) {
@@ -184,9 +186,12 @@ export function selectJoint(scorer: ConditionalScorer, options: JointOptions, rn
   return { picked, pickLogit };
 }
 
-/** Independent selection (the ablation JEST is compared with): the top `count` own scores. */
-export function selectIndependent(ownScores: ArrayLike<number>, count: number): Selection {
-  const order = Array.from({ length: ownScores.length }, (_, i) => i).sort((a, b) => ownScores[b] - ownScores[a] || a - b);
+/** Independent selection (the ablation JEST is compared with): the top `count` own scores, `exclude`d candidates left out. */
+export function selectIndependent(ownScores: ArrayLike<number>, count: number, exclude?: Uint8Array): Selection {
+  const order = Array.from({ length: ownScores.length }, (_, i) => i)
+    .filter((i) => !exclude?.[i])
+    .sort((a, b) => ownScores[b] - ownScores[a] || a - b);
+  if (order.length < count) throw new Error(`cannot select ${count} of ${order.length} candidates`);
   const picked = order.slice(0, count);
   return { picked, pickLogit: picked.map((i) => ownScores[i]) };
 }

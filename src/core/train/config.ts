@@ -16,6 +16,15 @@ import type { LossKind } from '../model/losses';
 export const methods = ['uniform', 'jest', 'independent', 'hard-learner', 'easy-reference'] as const;
 export type Method = (typeof methods)[number];
 
+/** Resolutions a forward pass can run at, on the same weights: full, half (`low`) and a quarter of the side. */
+export const resolutions = ['full', 'low', 'quarter'] as const;
+export type Resolution = (typeof resolutions)[number];
+
+/** The downsampling factor of a resolution: 1, 2 or 4 (the image side is divided by it). */
+export function resolutionScale(resolution: Resolution): number {
+  return resolution === 'quarter' ? 4 : resolution === 'low' ? 2 : 1;
+}
+
 export interface TrainConfig {
   /** Training data: `builtin:train`, a captions folder, .jsonl, .csv/.tsv, .tar, a folder of shards or a brace pattern. */
   data: string;
@@ -43,8 +52,22 @@ export interface TrainConfig {
   superBatchEvery: number;
   /** Run folder of the reference model (needed by every method but uniform and hard-learner). */
   reference: string;
-  /** Resolution the learner scores the super-batch at: full, or low (half, on the same weights — Flexi-JEST). */
-  scoreResolution: 'full' | 'low';
+  /** Resolution the learner scores the super-batch at: full, low (half: a quarter of the image tokens) or quarter (a sixteenth), on the same weights (Flexi-JEST). */
+  scoreResolution: Resolution;
+  /** Resolution the reference embeds the pool at (once, cached): full, low or quarter, on its own weights. */
+  referenceResolution: Resolution;
+  /**
+   * Score once every this many steps: the learner scores a cached pool of
+   * B + (k − 1)·b candidates, and each of the k steps draws its batch from
+   * the candidates not yet trained on, with those (stale) scores.
+   */
+  scoreEvery: number;
+  /**
+   * What to do once the learner has passed its reference (its loss on the
+   * candidates the reference finds clean falls below the reference's):
+   * keep selecting, mix (every other step a uniform batch), or uniform (no more scoring).
+   */
+  passedReference: 'keep' | 'mix' | 'uniform';
   /** Share of each training batch trained at half resolution (Flexi-JEST). */
   lowResFraction: number;
   /** Optimizer steps. */
@@ -111,7 +134,11 @@ export const defaultTrainConfig: TrainConfig = {
   selectionTemperature: 1,
   superBatchEvery: 25,
   reference: '',
-  scoreResolution: 'full',
+  // Chosen by bench:curation (docs/results.md, "Cheaper selection"): half-resolution scoring and reference pass.
+  scoreResolution: 'low',
+  referenceResolution: 'low',
+  scoreEvery: 1,
+  passedReference: 'keep',
   lowResFraction: 0,
   steps: 600,
   batchSize: 64,
@@ -153,7 +180,10 @@ export const configHelp: Record<keyof TrainConfig, string> = {
   selectionTemperature: 'softmax temperature of the joint sampler',
   superBatchEvery: 'every N steps also record the rejected candidates and batch-mate terms (0 = never)',
   reference: 'run folder of the reference model (sift reference)',
-  scoreResolution: 'learner scoring resolution: full or low (half, same weights)',
+  scoreResolution: 'learner scoring resolution: full, low (half) or quarter, same weights',
+  referenceResolution: 'resolution the reference embeds the pool at: full, low (half) or quarter',
+  scoreEvery: 'score a cached pool of B + (k-1)*b candidates once every k steps; each step draws from the untrained rest',
+  passedReference: 'once the learner passes its reference on clean-looking candidates: keep, mix (every other step uniform) or uniform',
   lowResFraction: 'share of each batch trained at half resolution',
   steps: 'optimizer steps',
   batchSize: 'pairs trained per step',
@@ -204,7 +234,10 @@ export const fieldKinds: Record<keyof TrainConfig, FieldKind> = {
   selectionTemperature: { kind: 'number', min: 0.001, max: 1000 },
   superBatchEvery: { kind: 'int', min: 0 },
   reference: { kind: 'string' },
-  scoreResolution: { kind: 'enum', values: ['full', 'low'] },
+  scoreResolution: { kind: 'enum', values: resolutions },
+  referenceResolution: { kind: 'enum', values: resolutions },
+  scoreEvery: { kind: 'int', min: 1 },
+  passedReference: { kind: 'enum', values: ['keep', 'mix', 'uniform'] },
   lowResFraction: { kind: 'number', min: 0, max: 1 },
   steps: { kind: 'int', min: 1 },
   batchSize: { kind: 'int', min: 2 },
@@ -325,6 +358,16 @@ export function superBatchSize(config: Pick<TrainConfig, 'method' | 'batchSize' 
   return config.method === 'uniform' ? config.batchSize : Math.round(config.batchSize / (1 - config.filterRatio));
 }
 
+/**
+ * Candidates the learner scores at once: the super-batch, plus b for each
+ * further step that draws from the same cached pool (`scoreEvery` > 1), so
+ * that the last of those steps still draws b of B.
+ */
+export function scoredPoolSize(config: Pick<TrainConfig, 'method' | 'batchSize' | 'filterRatio' | 'scoreEvery'>): number {
+  const superBatch = superBatchSize(config);
+  return config.method === 'uniform' ? superBatch : superBatch + (Math.max(1, config.scoreEvery) - 1) * config.batchSize;
+}
+
 export function resolveConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
   const config = Object.assign({}, defaultTrainConfig, ...layers) as TrainConfig;
   if (needsReference(config.method) && !config.reference) {
@@ -332,6 +375,12 @@ export function resolveConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
   }
   if (config.imageSize % (config.patchSize * 2) !== 0) {
     throw new ConfigError(`imageSize ${config.imageSize} must be a multiple of 2 × patchSize (${config.patchSize}) so it can also be scored at half resolution.`);
+  }
+  for (const key of ['scoreResolution', 'referenceResolution'] as const) {
+    const scale = resolutionScale(config[key]);
+    if (config.imageSize % (config.patchSize * scale) !== 0) {
+      throw new ConfigError(`${key} ${config[key]} needs imageSize (${config.imageSize}) to be a multiple of ${scale} × patchSize (${config.patchSize}).`);
+    }
   }
   return config;
 }

@@ -15,9 +15,8 @@ import type { ImageTextDataset } from '../data/types';
 import { DualEncoder, forwardFlops } from '../model/dualEncoder';
 import { Rng } from '../random';
 import { checkpointDir, listCheckpoints, readCheckpoint } from '../runs/checkpoint';
-import { writeFileAtomic } from '../runs/jsonl';
 import type { RunJson } from '../runs/record';
-import { embedCaptions, embedDatasetImages } from './eval';
+import { fillReferenceCache } from './embedShards';
 import { modelConfigFor } from './config';
 
 export interface ReferenceModel {
@@ -28,6 +27,8 @@ export interface ReferenceModel {
   tokenizer: Tokenizer;
   /** Digest of the checkpoint's tensors: part of the cache key. */
   checkpointDigest: string;
+  /** Share of its batches the reference trained at half resolution (0 for references from before the setting). */
+  lowResFraction: number;
 }
 
 export interface ReferenceEmbeddings {
@@ -42,6 +43,8 @@ export interface ReferenceEmbeddings {
   cacheFile: string;
   /** False when the cache was read rather than computed now. */
   computed: boolean;
+  /** How the cache came to be complete (read, assembled from `sift embed`'s shards, or which shards were embedded now), for the run's log. */
+  cacheNote?: string;
 }
 
 export class ReferenceError extends Error {
@@ -68,11 +71,13 @@ export function loadReference(dir: string): ReferenceModel {
   const model = new DualEncoder(modelConfigFor(run.config, tokenizer.size), new Rng(0));
   model.params.load(checkpoint.params);
   const checkpointDigest = createHash('sha256').update(fs.readFileSync(path.join(checkpointDir(dir, step), 'tensors.bin'))).digest('hex');
-  return { dir, runId: run.id, step, model, tokenizer, checkpointDigest };
+  return { dir, runId: run.id, step, model, tokenizer, checkpointDigest, lowResFraction: run.config.lowResFraction ?? 0 };
 }
 
-function cacheKey(reference: ReferenceModel, dataset: ImageTextDataset): string {
-  return createHash('sha256').update(`${reference.checkpointDigest}\0${dataset.fingerprint()}\0${dataset.resolution}`).digest('hex').slice(0, 24);
+function cacheKey(reference: ReferenceModel, dataset: ImageTextDataset, scale: number): string {
+  // Full resolution keeps the key it always had, so existing caches stay valid.
+  const at = scale === 1 ? '' : `\0scale ${scale}`;
+  return createHash('sha256').update(`${reference.checkpointDigest}\0${dataset.fingerprint()}\0${dataset.resolution}${at}`).digest('hex').slice(0, 24);
 }
 
 /** The model's logit temperature and bias, read back asynchronously (the webgpu backend cannot read synchronously in Node). */
@@ -89,11 +94,14 @@ export async function readLogitScale(model: DualEncoder): Promise<[number, numbe
 /**
  * The reference's embeddings of every pool example: read from the cache when
  * its key matches, else computed (with progress) and cached atomically.
+ * `scale` > 1 embeds the images at 1/scale of their side (fewer image tokens,
+ * the same weights): a cheaper pass over the pool, counted as such.
  */
 export async function referenceEmbeddings(
   reference: ReferenceModel,
   dataset: ImageTextDataset,
   onProgress?: (done: number, total: number) => void,
+  scale = 1,
 ): Promise<ReferenceEmbeddings> {
   const { model, tokenizer } = reference;
   const dim = model.config.embedDim;
@@ -101,31 +109,16 @@ export async function referenceEmbeddings(
     throw new ReferenceError(`The reference ${reference.dir} was trained on ${model.config.imageSize}px images; this run uses ${dataset.resolution}px. Set imageSize to ${model.config.imageSize} or train a reference at ${dataset.resolution}px.`);
   }
   const [temperature, bias] = await readLogitScale(model);
-  const flops = forwardFlops(model.config);
-  const cacheFile = path.join(reference.dir, 'embeddings', `${cacheKey(reference, dataset)}.bin`);
-  const expectedBytes = 2 * dataset.size * dim * 4;
-  if (fs.existsSync(cacheFile) && fs.statSync(cacheFile).size === expectedBytes) {
-    const buffer = fs.readFileSync(cacheFile);
-    const all = new Float32Array(buffer.buffer.slice(buffer.byteOffset, buffer.byteOffset + buffer.byteLength));
-    const half = dataset.size * dim;
-    return { image: all.slice(0, half), text: all.slice(half), dim, temperature, bias, forwardFlopsPerExample: flops.image + flops.text, cacheFile, computed: false };
-  }
-  const image = new Float32Array(dataset.size * dim);
-  const text = new Float32Array(dataset.size * dim);
-  const chunk = 1024;
-  for (let start = 0; start < dataset.size; start += chunk) {
-    const indices = Array.from({ length: Math.min(chunk, dataset.size - start) }, (_, i) => start + i);
-    image.set(await embedDatasetImages(model, dataset, indices), start * dim);
-    text.set(await embedCaptions(model, tokenizer, indices.map((i) => dataset.caption(i))), start * dim);
-    onProgress?.(start + indices.length, dataset.size);
-  }
-  fs.mkdirSync(path.dirname(cacheFile), { recursive: true });
-  const all = new Float32Array(2 * dataset.size * dim);
-  all.set(image, 0);
-  all.set(text, image.length);
-  writeFileAtomic(cacheFile, new Uint8Array(all.buffer));
-  writeFileAtomic(cacheFile.replace(/\.bin$/, '.json'), JSON.stringify({ pool: dataset.source, size: dataset.size, fingerprint: dataset.fingerprint(), referenceStep: reference.step, dim, created: new Date().toISOString() }, null, 2));
-  return { image, text, dim, temperature, bias, forwardFlopsPerExample: flops.image + flops.text, cacheFile, computed: true };
+  const flops = forwardFlops(model.config, scale);
+  const cacheFile = path.join(reference.dir, 'embeddings', `${cacheKey(reference, dataset, scale)}.bin`);
+  // A complete cache is read; shards written by `sift embed --shard i/N` are assembled; missing rows are embedded here (embedShards.ts).
+  const filled = await fillReferenceCache({ model, tokenizer, dataset, scale, cacheFile, referenceStep: reference.step }, onProgress);
+  return { image: filled.image, text: filled.text, dim, temperature, bias, forwardFlopsPerExample: flops.image + flops.text, cacheFile, computed: filled.computed, cacheNote: filled.note };
+}
+
+/** Where the reference's embeddings of `dataset` are cached (`sift embed` writes its shards beside it). */
+export function referenceCacheFile(reference: ReferenceModel, dataset: ImageTextDataset, scale = 1): string {
+  return path.join(reference.dir, 'embeddings', `${cacheKey(reference, dataset, scale)}.bin`);
 }
 
 /**

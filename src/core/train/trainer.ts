@@ -16,12 +16,12 @@ import type { ImageTextDataset } from '../data/types';
 import { DualEncoder, forwardFlops, patchify, similarityFlops } from '../model/dualEncoder';
 import { contrastiveLoss } from '../model/losses';
 import { Rng, type RngState } from '../random';
-import { diagonal, histogram, scoreMatrix, type Histogram, type ScoreKind, type SquareMatrix } from '../selection/scores';
+import { diagonal, histogram, scoreMatrix, spearman, type Histogram, type ScoreKind, type SquareMatrix } from '../selection/scores';
 import { batchMateTerms, chunkSizes, pairwiseScorer, selectIndependent, selectJoint, softmaxScorer, type Selection } from '../selection/selectors';
 import { readCheckpoint, writeCheckpoint, pruneCheckpoints } from '../runs/checkpoint';
 import { JsonlWriter } from '../runs/jsonl';
 import type { DataSummary, EvalMetrics, RunRecord, SelectionLine, TrainMetrics } from '../runs/record';
-import { modelConfigFor, needsReference, superBatchSize, type TrainConfig } from './config';
+import { modelConfigFor, needsReference, resolutionScale, scoredPoolSize, type TrainConfig } from './config';
 import { loadReference, noiseSeparation, readLogitScale, referenceEmbeddings, type ReferenceEmbeddings } from './reference';
 import { evaluate, prepareEvalSet, type EvalSet } from './eval';
 import { Learner, readPairMatrices, type PairMatrices } from './learner';
@@ -60,7 +60,43 @@ export interface TrainerState {
   referenceSeen: string;
   optimizerUpdates: number;
   tokenizer: TokenizerJson;
+  /** The cached scored pool a step draws from when `scoreEvery` > 1 (written at checkpoints only). */
+  pool?: SavedPool;
+  /** Scored pools so far (the passed-reference test waits for a few). */
+  scoredPools?: number;
+  /** Smoothed learner − reference loss on the candidates the reference finds clean (null before the first). */
+  referenceGap?: number | null;
+  /** Step at which the learner passed its reference (referenceGap fell below 0); null while it has not. */
+  passedReferenceAt?: number | null;
 }
+
+/** A scored pool in a checkpoint: candidates, which were trained on, and the matrices (base64 float32). */
+interface SavedPool {
+  candidates: number[];
+  used: string;
+  left: number;
+  scoredAt: number;
+  learner?: [string, string];
+  reference?: [string, string];
+}
+
+/** A super-batch (or, with `scoreEvery` > 1, a larger pool) scored once and drawn from for `left` more steps. */
+interface ScoredPool {
+  candidates: number[];
+  pixels: Float32Array;
+  learner?: PairMatrices;
+  reference?: PairMatrices;
+  scores: SquareMatrix;
+  /** 1 = already trained on. */
+  used: Uint8Array;
+  left: number;
+  /** The step (0-based) whose weights scored it. */
+  scoredAt: number;
+}
+
+/** Scored pools to wait for before the passed-reference test may fire, and its smoothing. */
+const referenceGapWarmup = 20;
+const referenceGapDecay = 0.9;
 
 function summarise(dataset: ImageTextDataset): DataSummary {
   return { source: dataset.source, format: dataset.format, size: dataset.size, skips: dataset.skips };
@@ -83,6 +119,7 @@ export class Trainer {
   private readonly selectionRng: Rng;
   private readonly referenceSeen: Uint8Array;
   private readonly selections: JsonlWriter;
+  private pool: ScoredPool | undefined;
 
   private constructor(
     readonly config: TrainConfig,
@@ -138,8 +175,8 @@ export class Trainer {
       } else {
         ({ train, heldOut: evalData } = holdOut(train, config.evalFraction, config.seed));
       }
-      const superBatch = superBatchSize(config);
-      if (superBatch > train.size) throw new Error(`A super-batch of ${superBatch} needs at least that many training pairs; ${train.source} has ${train.size}. Lower batchSize or filterRatio.`);
+      const superBatch = scoredPoolSize(config);
+      if (superBatch > train.size) throw new Error(`A super-batch of ${superBatch} needs at least that many training pairs; ${train.source} has ${train.size}. Lower batchSize, filterRatio or scoreEvery.`);
       record.update({ data: { train: summarise(train), eval: summarise(evalData), evalHeldOut: !config.evalData } });
 
       // Every random stream forks from the seed in a fixed order.
@@ -168,10 +205,16 @@ export class Trainer {
       if (needsReference(config.method)) {
         hooks.onStage?.(`Loading the reference model ${config.reference}…`);
         const referenceModel = loadReference(config.reference);
+        if (config.referenceResolution !== 'full' && referenceModel.lowResFraction === 0) {
+          // Measured (docs/results.md): a full-resolution-only reference separates swapped captions worse at half resolution (AUC 0.963 → 0.778 on the built-in pool).
+          hooks.onWarning?.(
+            `The reference ${config.reference} was trained at full resolution only; this run has it embed the pool at ${config.referenceResolution} resolution, where it tells right captions from swapped ones less well. Train the reference with --low-res-fraction 0.5, or set --reference-resolution full (its pass over the pool then costs 3× more).`,
+          );
+        }
         try {
           const stage = `Embedding ${train.size} training pairs with the reference (once; cached)`;
-          reference = await referenceEmbeddings(referenceModel, train, (done, total) => hooks.onProgress?.(stage, done, total));
-          hooks.onStage?.(`Reference embeddings ${reference.computed ? 'computed and cached' : 'read from cache'}: ${reference.cacheFile}`);
+          reference = await referenceEmbeddings(referenceModel, train, (done, total) => hooks.onProgress?.(stage, done, total), resolutionScale(config.referenceResolution));
+          hooks.onStage?.(`Reference embeddings ${reference.cacheNote ?? (reference.computed ? 'computed and cached' : 'read from cache')}: ${reference.cacheFile}`);
           const separation = noiseSeparation(reference, Array.from({ length: train.size }, (_, i) => train.noisy(i)));
           if (separation) {
             hooks.onStage?.(
@@ -270,7 +313,7 @@ export class Trainer {
     const { config, model } = this;
     const size = candidates.length;
     const dim = model.config.embedDim;
-    const scale = config.scoreResolution === 'low' ? 2 : 1;
+    const scale = resolutionScale(config.scoreResolution);
     const perExample = forwardFlops(model.config, scale);
     let learner: PairMatrices | undefined;
     if (config.method !== 'easy-reference') {
@@ -306,13 +349,20 @@ export class Trainer {
     return { learner, reference };
   }
 
-  /** Picks b of the candidates by the configured method. */
-  private select(learner: PairMatrices | undefined, reference: PairMatrices | undefined): { selection: Selection; scores: SquareMatrix } {
+  /** The configured method's score matrix over a scored pool. */
+  private scoresOf(learner: PairMatrices | undefined, reference: PairMatrices | undefined): SquareMatrix {
     const { config } = this;
     const kind: ScoreKind = config.method === 'jest' || config.method === 'independent' ? 'learnability' : (config.method as ScoreKind);
-    const scores = scoreMatrix(kind, learner?.pairLoss, reference?.pairLoss);
+    return scoreMatrix(kind, learner?.pairLoss, reference?.pairLoss);
+  }
+
+  /** Picks b of the pool's candidates not yet trained on, by the configured method. */
+  private select(pool: ScoredPool): Selection {
+    const { config } = this;
+    const { learner, reference, scores, used } = pool;
+    const kind: ScoreKind = config.method === 'jest' || config.method === 'independent' ? 'learnability' : (config.method as ScoreKind);
     const own = diagonal(scores);
-    if (config.method === 'independent') return { selection: selectIndependent(own, config.batchSize), scores };
+    if (config.method === 'independent') return selectIndependent(own, config.batchSize, used);
     const scorer =
       config.loss === 'sigmoid'
         ? pairwiseScorer(scores)
@@ -323,8 +373,124 @@ export class Trainer {
             ],
             own,
           );
-    const selection = selectJoint(scorer, { count: config.batchSize, chunks: config.chunks, normalization: config.jointNormalization, temperature: config.selectionTemperature }, this.selectionRng);
-    return { selection, scores };
+    return selectJoint(scorer, { count: config.batchSize, chunks: config.chunks, normalization: config.jointNormalization, temperature: config.selectionTemperature, exclude: used }, this.selectionRng);
+  }
+
+  /** Scores a fresh pool of candidates (the super-batch, or a larger one with `scoreEvery` > 1). */
+  private async scorePool(step: number): Promise<ScoredPool> {
+    const { config, train } = this;
+    const candidates = this.sampler.next(scoredPoolSize(config));
+    const pixels = await train.loadImages(candidates);
+    const { learner, reference } = await this.scoreCandidates(candidates, pixels, candidates.map((i) => train.caption(i)));
+    this.state.examplesScored += candidates.length;
+    this.state.scoredPools = (this.state.scoredPools ?? 0) + 1;
+    this.updateReferenceGap(step, learner, reference);
+    return { candidates, pixels, learner, reference, scores: this.scoresOf(learner, reference), used: new Uint8Array(candidates.length), left: Math.max(1, config.scoreEvery), scoredAt: step };
+  }
+
+  /**
+   * The passed-reference test. The candidates the reference finds clean (its
+   * own positive-pair loss at or below the pool's median) are cut, in draw
+   * order, into batches of the training batch size; on each, the contrastive
+   * loss per example — every pair, negatives included, as in training — by
+   * the learner minus by the reference; averaged and smoothed over scored
+   * pools. Batches of b, because both models' temperature and bias are
+   * calibrated for that many negatives. Below 0 after the warm-up, the learner
+   * fits data like the reference's curated set better than the reference
+   * does: its scores no longer tell it much.
+   */
+  private updateReferenceGap(step: number, learner: PairMatrices | undefined, reference: PairMatrices | undefined): void {
+    if (!learner || !reference) return;
+    const size = reference.pairLoss.size;
+    const r = diagonal(reference.pairLoss);
+    const median = Float32Array.from(r).sort()[Math.floor(r.length / 2)];
+    const clean: number[] = [];
+    for (let i = 0; i < size; i++) if (r[i] <= median) clean.push(i);
+    const batch = Math.min(this.config.batchSize, clean.length);
+    const batches = Math.floor(clean.length / batch);
+    if (batches === 0) return;
+    let sum = 0;
+    for (let k = 0; k < batches; k++) {
+      const rows = clean.slice(k * batch, (k + 1) * batch);
+      for (const i of rows) for (const j of rows) sum += learner.pairLoss.values[i * size + j] - reference.pairLoss.values[i * size + j];
+    }
+    const gap = sum / (batches * batch);
+    const previous = this.state.referenceGap;
+    this.state.referenceGap = previous === undefined || previous === null ? gap : referenceGapDecay * previous + (1 - referenceGapDecay) * gap;
+    if ((this.state.passedReferenceAt ?? null) === null && (this.state.scoredPools ?? 0) >= referenceGapWarmup && this.state.referenceGap < 0) {
+      this.state.passedReferenceAt = step + 1;
+      this.hooks.onStage?.(`step ${step + 1}: the learner passed its reference on the candidates the reference finds clean${this.config.passedReference === 'keep' ? '' : `; from now on: ${this.config.passedReference === 'mix' ? 'every other batch uniform' : 'uniform batches, no scoring'}`}.`);
+    }
+  }
+
+  /** Whether this step trains on a uniform batch although the method selects (after passing the reference). */
+  private uniformNow(step: number): boolean {
+    if (this.config.method === 'uniform') return true;
+    const passed = this.state.passedReferenceAt ?? null;
+    if (passed === null || this.config.passedReference === 'keep') return false;
+    return this.config.passedReference === 'uniform' || (step - passed) % 2 === 0;
+  }
+
+  /**
+   * Staleness of a cached pool's scores: the rank correlation between the
+   * learnability the pool was scored with and a fresh scoring of the
+   * candidates still untrained, by the current weights. A measurement: its
+   * forward pass is not counted in the run's FLOPs.
+   */
+  private async staleness(pool: ScoredPool): Promise<number | undefined> {
+    if (!pool.learner || !pool.reference) return undefined;
+    const { config, train } = this;
+    const rest = pool.candidates.flatMap((_, p) => (pool.used[p] ? [] : [p]));
+    const imageFloats = config.imageSize * config.imageSize * 3;
+    const pixels = new Float32Array(rest.length * imageFloats);
+    rest.forEach((p, n) => pixels.set(pool.pixels.subarray(p * imageFloats, (p + 1) * imageFloats), n * imageFloats));
+    const fresh = await this.learner.score({
+      images: [patchify(pixels, rest.length, config.imageSize, config.patchSize, resolutionScale(config.scoreResolution))],
+      ids: this.tokenizer.encodeBatch(rest.map((p) => train.caption(pool.candidates[p]))),
+      texts: rest.length,
+    });
+    const staleLearner = diagonal(pool.learner.pairLoss);
+    const referenceOwn = diagonal(pool.reference.pairLoss);
+    const freshLearner = diagonal(fresh.pairLoss);
+    return spearman(
+      rest.map((p) => staleLearner[p] - referenceOwn[p]),
+      rest.map((p, n) => freshLearner[n] - referenceOwn[p]),
+    );
+  }
+
+  private savePool(): SavedPool | undefined {
+    const pool = this.pool;
+    if (!pool) return undefined;
+    const b64 = (m: SquareMatrix): string => Buffer.from(m.values.buffer, m.values.byteOffset, m.values.byteLength).toString('base64');
+    return {
+      candidates: pool.candidates,
+      used: Buffer.from(pool.used).toString('base64'),
+      left: pool.left,
+      scoredAt: pool.scoredAt,
+      ...(pool.learner ? { learner: [b64(pool.learner.pairLoss), b64(pool.learner.logits)] as [string, string] } : {}),
+      ...(pool.reference ? { reference: [b64(pool.reference.pairLoss), b64(pool.reference.logits)] as [string, string] } : {}),
+    };
+  }
+
+  private async restorePool(saved: SavedPool): Promise<ScoredPool> {
+    const size = saved.candidates.length;
+    const matrix = (text: string): SquareMatrix => {
+      const bytes = Buffer.from(text, 'base64');
+      return { size, values: new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)) };
+    };
+    const pair = (texts: [string, string] | undefined): PairMatrices | undefined => (texts ? { pairLoss: matrix(texts[0]), logits: matrix(texts[1]) } : undefined);
+    const learner = pair(saved.learner);
+    const reference = pair(saved.reference);
+    return {
+      candidates: saved.candidates,
+      pixels: await this.train.loadImages(saved.candidates),
+      learner,
+      reference,
+      scores: this.scoresOf(learner, reference),
+      used: new Uint8Array(Buffer.from(saved.used, 'base64')),
+      left: saved.left,
+      scoredAt: saved.scoredAt,
+    };
   }
 
   /** One optimizer step: choose the batch (uniform, or scored and selected), train on it, record both. */
@@ -340,24 +506,35 @@ export class Trainer {
     let selectionLine: SelectionLine;
     let scoreSeconds = 0;
     let selectSeconds = 0;
-    if (config.method === 'uniform') {
+    let stalenessRho: number | undefined;
+    const uniformBatch = this.uniformNow(step);
+    if (this.pool === undefined && this.state.pool) this.pool = await this.restorePool(this.state.pool);
+    this.state.pool = undefined;
+    if (uniformBatch) {
+      if (this.config.passedReference === 'uniform') this.pool = undefined;
       rows = this.sampler.next(config.batchSize);
       pixels = await train.loadImages(rows);
       selectionLine = { step: step + 1, ids: rows.map((i) => train.id(i)) };
     } else {
-      const candidates = this.sampler.next(superBatchSize(config));
-      const candidatePixels = await train.loadImages(candidates);
       const scoreStart = performance.now();
-      const { learner, reference } = await this.scoreCandidates(candidates, candidatePixels, candidates.map((i) => train.caption(i)));
+      if (!this.pool) {
+        this.pool = await this.scorePool(step);
+      } else if (this.pool.left === 1 && Math.floor(this.pool.scoredAt / config.scoreEvery) % stalenessEvery === 0) {
+        // The last step of a cycle draws with the oldest scores: measure how far they still rank like fresh ones.
+        stalenessRho = await this.staleness(this.pool);
+      }
+      const pool = this.pool;
       const selectStart = performance.now();
-      const { selection, scores } = this.select(learner, reference);
+      const selection = this.select(pool);
       selectSeconds = (performance.now() - selectStart) / 1000;
       scoreSeconds = (selectStart - scoreStart) / 1000;
-      rows = selection.picked.map((p) => candidates[p]);
+      rows = selection.picked.map((p) => pool.candidates[p]);
       pixels = new Float32Array(rows.length * imageFloats);
-      selection.picked.forEach((p, n) => pixels.set(candidatePixels.subarray(p * imageFloats, (p + 1) * imageFloats), n * imageFloats));
-      this.state.examplesScored += candidates.length;
-      selectionLine = this.describeSelection(step + 1, candidates, selection, scores, learner, reference);
+      selection.picked.forEach((p, n) => pixels.set(pool.pixels.subarray(p * imageFloats, (p + 1) * imageFloats), n * imageFloats));
+      selectionLine = this.describeSelection(step + 1, pool, selection);
+      for (const p of selection.picked) pool.used[p] = 1;
+      pool.left--;
+      if (pool.left <= 0) this.pool = undefined;
     }
 
     // ---- train on it -------------------------------------------------------------
@@ -422,6 +599,11 @@ export class Trainer {
     };
     const pickedNoisy = noisyShare(rows);
     if (pickedNoisy !== undefined) line.picked_noisy = pickedNoisy;
+    if (config.method !== 'uniform') {
+      if (uniformBatch) line.uniform_batch = true;
+      if (this.state.referenceGap !== undefined && this.state.referenceGap !== null) line.reference_gap = round(this.state.referenceGap);
+      if (stalenessRho !== undefined && Number.isFinite(stalenessRho)) line.staleness_rho = round(stalenessRho);
+    }
     this.selections.append(selectionLine);
     this.record.metrics.append(line);
     this.hooks.onSelection?.(selectionLine);
@@ -434,15 +616,19 @@ export class Trainer {
    * the super-batch's histogram; every `superBatchEvery` steps also the
    * rejected candidates and the batch-mate terms of each pick.
    */
-  private describeSelection(step: number, candidates: number[], selection: Selection, scores: SquareMatrix, learner?: PairMatrices, reference?: PairMatrices): SelectionLine {
+  private describeSelection(step: number, pool: ScoredPool, selection: Selection): SelectionLine {
     const { train, config } = this;
+    const { scores, learner, reference, used } = pool;
+    // The candidates this step could draw from: a cached pool's earlier picks are not among them.
+    const open = pool.candidates.flatMap((_, p) => (used[p] ? [] : [p]));
+    const candidates = open.map((p) => pool.candidates[p]);
     const learnerOwn = learner ? diagonal(learner.pairLoss) : undefined;
     const referenceOwn = reference ? diagonal(reference.pairLoss) : undefined;
     const learnability = learnerOwn && referenceOwn ? learnerOwn.map((l, i) => l - referenceOwn[i]) : undefined;
     const at = (values: Float32Array | undefined): number[] | undefined => (values ? selection.picked.map((p) => round(values[p])) : undefined);
     const line: SelectionLine = {
       step,
-      ids: selection.picked.map((p) => train.id(candidates[p])),
+      ids: selection.picked.map((p) => train.id(pool.candidates[p])),
       pick_logit: selection.pickLogit.map(round),
       candidates: candidates.length,
     };
@@ -450,15 +636,15 @@ export class Trainer {
     if (referenceOwn) line.reference_loss = at(referenceOwn);
     if (learnability) {
       line.learnability = at(learnability);
-      line.pool_hist = roundHistogram(histogram(learnability));
+      line.pool_hist = roundHistogram(histogram(open.map((p) => learnability[p])));
     }
     const poolNoisy = candidates.map((i) => train.noisy(i));
     if (poolNoisy.every((f) => f !== undefined)) line.pool_noisy = round(poolNoisy.filter(Boolean).length / poolNoisy.length);
     if (config.superBatchEvery > 0 && step % config.superBatchEvery === 0) {
       const picked = new Set(selection.picked);
-      const rest = candidates.flatMap((_, p) => (picked.has(p) ? [] : [p]));
+      const rest = open.filter((p) => !picked.has(p));
       const restAt = (values: Float32Array | undefined): number[] | undefined => (values ? rest.map((p) => round(values[p])) : undefined);
-      const rejected: NonNullable<SelectionLine['rejected']> = { ids: rest.map((p) => train.id(candidates[p])) };
+      const rejected: NonNullable<SelectionLine['rejected']> = { ids: rest.map((p) => train.id(pool.candidates[p])) };
       if (learnerOwn) rejected.learner_loss = restAt(learnerOwn);
       if (referenceOwn) rejected.reference_loss = restAt(referenceOwn);
       if (learnability) rejected.learnability = restAt(learnability);
@@ -515,6 +701,7 @@ export class Trainer {
       selectionRng: this.selectionRng.state(),
       referenceSeen: Buffer.from(this.referenceSeen).toString('base64'),
       optimizerUpdates: optimizer.updates,
+      pool: this.savePool(),
     };
     const written = writeCheckpoint(this.record.dir, { step: this.state.step, state, params: await this.model.params.save(), optimizer: optimizer.moments });
     pruneCheckpoints(this.record.dir, this.config.keepCheckpoints, pinned);
@@ -534,6 +721,9 @@ export class Trainer {
 /** Three significant digits: enough to inspect, small enough for 100k lines (≈ 2 KB a step at b = 64). */
 /** Batch-mate terms of a pick kept by name in a detailed step (the largest); the rest is one sum. */
 const batchMateTermsKept = 8;
+
+/** With `scoreEvery` > 1, every this many cycles the last step measures how stale its scores are. */
+const stalenessEvery = 4;
 
 function round(x: number): number {
   return Number.isFinite(x) ? Number(x.toPrecision(3)) : x;
