@@ -61,11 +61,13 @@ interface LearnerJob extends Job {
 const common = ['--seed', values.seed, '--steps', String(steps), '--data', data, '--eval-data', evalData, ...shared];
 const referenceDir = values['reference-dir'] ? path.resolve(values['reference-dir']) : path.join(root, 'reference');
 const baselineDir = values['baseline-dir'] ? path.resolve(values['baseline-dir']) : undefined;
+/** Every method but uniform scores with the reference (`--passed-reference uniform` is not the uniform method). */
+const isUniform = (extra: string[]): boolean => extra[extra.indexOf('--method') + 1] === 'uniform';
 const learner = (jobName: string, extra: string[]): LearnerJob => ({
   name: jobName,
-  args: ['train', ...common, '--run-dir', path.join(root, jobName), ...extra, ...(extra.includes('uniform') ? [] : ['--reference', referenceDir])],
+  args: ['train', ...common, '--run-dir', path.join(root, jobName), ...extra, ...(isUniform(extra) ? [] : ['--reference', referenceDir])],
   log: path.join(root, `${jobName}.log`),
-  needsReference: !extra.includes('uniform'),
+  needsReference: !isUniform(extra),
 });
 // Full resolution for learner and reference unless a name says otherwise (the defaults are half resolution).
 const full = ['--score-resolution', 'full', '--reference-resolution', 'full'];
