@@ -349,18 +349,22 @@ export class Trainer {
     return { learner, reference };
   }
 
+  /** What the configured method scores candidates by. */
+  private scoreKind(): ScoreKind {
+    const { method } = this.config;
+    return method === 'jest' || method === 'independent' ? 'learnability' : (method as ScoreKind);
+  }
+
   /** The configured method's score matrix over a scored pool. */
   private scoresOf(learner: PairMatrices | undefined, reference: PairMatrices | undefined): SquareMatrix {
-    const { config } = this;
-    const kind: ScoreKind = config.method === 'jest' || config.method === 'independent' ? 'learnability' : (config.method as ScoreKind);
-    return scoreMatrix(kind, learner?.pairLoss, reference?.pairLoss);
+    return scoreMatrix(this.scoreKind(), learner?.pairLoss, reference?.pairLoss);
   }
 
   /** Picks b of the pool's candidates not yet trained on, by the configured method. */
   private select(pool: ScoredPool): Selection {
     const { config } = this;
     const { learner, reference, scores, used } = pool;
-    const kind: ScoreKind = config.method === 'jest' || config.method === 'independent' ? 'learnability' : (config.method as ScoreKind);
+    const kind = this.scoreKind();
     const own = diagonal(scores);
     if (config.method === 'independent') return selectIndependent(own, config.batchSize, used);
     const scorer =
