@@ -7,6 +7,7 @@
  *
  *   npm run bench:curation [-- --data PATH --eval-data PATH --curated PATH] [--quick] [--parallel 2]
  *     [--only a,b,c] [--reference-dir RUN] [--baseline-dir RUN] [--reference-flags="--low-res-fraction 0.5"]
+ *     [--seed N] [--eval-size N]
  *
  * --reference-dir uses an already trained reference instead of training one
  * (its pool embeddings are cached beside it); --baseline-dir an already
@@ -38,6 +39,8 @@ const { values } = parseArgs({
     'baseline-dir': { type: 'string' },
     // Extra flags for the reference's own training, e.g. "--low-res-fraction 0.5" (a reference that can embed the pool at low resolution).
     'reference-flags': { type: 'string', default: '' },
+    // Eval pairs per eval (the full runs' default 1,000): more pairs, less eval-to-eval noise in where a run first crosses a target.
+    'eval-size': { type: 'string' },
   },
 });
 
@@ -46,7 +49,7 @@ const steps = Number(values.steps ?? (quick ? 24 : 500));
 const referenceSteps = Number(values['reference-steps'] ?? (quick ? 30 : 800));
 const shared = quick
   ? ['--batch-size', '16', '--eval-every', '8', '--eval-size', '200', '--image-width', '32', '--text-width', '32', '--checkpoint-every', '1000']
-  : ['--batch-size', '64', '--eval-every', '50', '--eval-size', '1000', '--checkpoint-every', '1000'];
+  : ['--batch-size', '64', '--eval-every', '50', '--eval-size', values['eval-size'] ?? '1000', '--checkpoint-every', '1000'];
 const data = quick && values.data === 'builtin:train' ? 'builtin:train?size=3000' : values.data;
 const evalData = quick && values['eval-data'] === 'builtin:eval' ? 'builtin:eval?size=200' : values['eval-data'];
 const curated = quick && values.curated.startsWith('builtin:curated') ? 'builtin:curated?size=1000' : values.curated;
@@ -93,6 +96,10 @@ let jobs: LearnerJob[] = [
   learner('jest-quarter-reflow-uniform-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'quarter', '--reference-resolution', 'low', '--passed-reference', 'uniform']),
   // The method's defaults as shipped, whatever they are: what a user gets from `--method jest`.
   learner('jest-default', ['--method', 'jest']),
+  learner('jest-default-f0.9', ['--method', 'jest', '--filter-ratio', '0.9']),
+  learner('jest-default-temp0.5', ['--method', 'jest', '--selection-temperature', '0.5']),
+  learner('jest-default-chunks4', ['--method', 'jest', '--chunks', '4']),
+  learner('easy-reference', ['--method', 'easy-reference']),
 ];
 if (values.only) {
   const wanted = new Set(values.only.split(','));

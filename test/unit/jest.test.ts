@@ -9,7 +9,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { openDataset } from '../../src/core/data/open';
-import { resolveConfig, type TrainConfig } from '../../src/core/train/config';
+import { DualEncoder, forwardFlops, patchify } from '../../src/core/model/dualEncoder';
+import { Rng } from '../../src/core/random';
+import { modelConfigFor, resolveConfig, type TrainConfig } from '../../src/core/train/config';
+import { embedCaptions } from '../../src/core/train/eval';
+import { Learner } from '../../src/core/train/learner';
+import { AdamW } from '../../src/core/train/optimizer';
 import { loadReference, noiseSeparation, referenceEmbeddings } from '../../src/core/train/reference';
 import { resumeRun, trainRun } from '../../src/core/train/run';
 import { compareRuns, comparisonMarkdown } from '../../src/core/runs/compare';
@@ -257,4 +262,74 @@ test('passedReference: once the learner beats its reference on clean-looking can
     assert.ok(uniformSteps[0] > 20, 'not before the warm-up of 20 scored pools');
     uniformSteps.slice(1).forEach((step, i) => assert.equal(step - uniformSteps[i], 2));
   }
+});
+
+test('captions that repeat are embedded once per distinct text, in the reference pass and in scoring: the same scores, fewer FLOPs', async () => {
+  // 200 pairs in two chunks of the reference's pass (128 + 72), five distinct captions, every image its own.
+  const write = async (caption: (i: number) => string): Promise<string> => {
+    const dir = await tempDir('sift-repeat-');
+    const rows = Array.from({ length: 200 }, (_, i) => ({ image: `${i}.png`, caption: caption(i) }));
+    const files: Record<string, string | Uint8Array> = { 'captions.jsonl': jsonl(rows) };
+    rows.forEach((_, i) => (files[`${i}.png`] = png(8, 8, [(i * 37) % 256, (i * 11) % 256, 255 - (i % 256)])));
+    await writeFiles(dir, files);
+    return dir;
+  };
+  const templated = await write((i) => `a photo of kind ${i % 5}`);
+  const unique = await write((i) => `a photo of kind ${i % 5} number ${i}`);
+
+  // The reference's pass: rows with one text share one embedding, equal to that text embedded alone.
+  const reference = loadReference(referenceDir);
+  try {
+    const dataset = await openDataset(templated, { resolution: 32 });
+    const pass = await referenceEmbeddings(reference, dataset);
+    assert.equal(pass.captionForwards, 10, 'five texts in each of two chunks');
+    const dim = pass.dim;
+    const alone = await embedCaptions(reference.model, reference.tokenizer, ['a photo of kind 3']);
+    for (const row of [3, 8, 133, 198]) {
+      const got = pass.text.subarray(row * dim, (row + 1) * dim);
+      got.forEach((value, k) => assert.ok(Math.abs(value - alone[k]) < 1e-5, `row ${row}, component ${k}: ${value} vs ${alone[k]}`));
+    }
+    const flops = forwardFlops(reference.model.config);
+    assert.ok(Math.abs(pass.forwardFlopsPerExample - (flops.image + (flops.text * 10) / 200)) < 1e-6);
+    await dataset.close();
+  } finally {
+    reference.model.dispose();
+  }
+
+  // Learner scoring: the distinct captions with row → text indices give the matrices the aligned captions give.
+  const config = resolveConfig(tiny, { data: templated });
+  const model = new DualEncoder(modelConfigFor(config, 64), new Rng(3));
+  const optimizer = new AdamW({ learningRate: 1e-3, beta1: 0.9, beta2: 0.98, epsilon: 1e-8, weightDecay: 0, clipNorm: 1, warmupSteps: 1, totalSteps: 1, minLrRatio: 1 }, model.params.variables);
+  const { learner } = await Learner.create(model, optimizer, 'sigmoid', 'wasm', 1, 8);
+  try {
+    const size = 12;
+    const rng = new Rng(5);
+    const pixels = Float32Array.from({ length: size * config.imageSize * config.imageSize * 3 }, () => rng.next());
+    const length = model.config.textLength;
+    const textIds = Int32Array.from({ length: 3 * length }, (_, i) => (i % length < 4 ? 1 + ((i * 7) % 60) : 0));
+    const textOf = Int32Array.from({ length: size }, (_, row) => row % 3);
+    const aligned = new Int32Array(size * length);
+    textOf.forEach((t, row) => aligned.set(textIds.subarray(t * length, (t + 1) * length), row * length));
+    const images = [patchify(pixels, size, config.imageSize, config.patchSize, 1)];
+    const once = await learner.score({ images, ids: textIds, texts: 3 }, textOf);
+    const each = await learner.score({ images, ids: aligned, texts: size });
+    assert.equal(once.pairLoss.size, size);
+    once.pairLoss.values.forEach((value, k) => assert.ok(Math.abs(value - each.pairLoss.values[k]) < 1e-4, `pair loss ${k}: ${value} vs ${each.pairLoss.values[k]}`));
+  } finally {
+    await learner.close();
+    model.dispose();
+  }
+
+  // A run on the templated captions pays less for scoring and for the reference's pass than one whose captions are all distinct.
+  const cost = async (data: string, name: string): Promise<{ score: number; reference: number }> => {
+    const runDir = path.join(root, name);
+    await trainRun(resolveConfig(tiny, { data, method: 'jest', filterRatio: 0.5, reference: referenceDir, steps: 2, evalEvery: 2, runDir }));
+    const last = readJsonl<MetricLine>(path.join(runDir, 'metrics.jsonl')).rows.filter((r) => r.type === 'train').pop()!;
+    assert.ok(last.type === 'train');
+    return { score: last.flops_score, reference: last.flops_reference };
+  };
+  const repeated = await cost(templated, 'captions-templated');
+  const distinct = await cost(unique, 'captions-unique');
+  assert.ok(repeated.score < distinct.score, `scoring FLOPs ${repeated.score} (5 texts) vs ${distinct.score} (all distinct)`);
+  assert.ok(repeated.reference < distinct.reference, `reference FLOPs ${repeated.reference} vs ${distinct.reference}`);
 });

@@ -67,6 +67,8 @@ export interface RunJson {
     cacheFile: string;
     /** Where the data say which pairs are swapped: the AUC with which the reference tells right captions from swapped ones on this pool. */
     noiseAuc?: number;
+    /** Captions the reference's pass over the pool embedded (each distinct text once per chunk); the pool's size when none repeat. */
+    captionForwards?: number;
   };
   summary?: { steps: number; examplesSeen: number; wallSeconds: number; finalEval?: EvalMetrics; skippedSteps: number };
 }

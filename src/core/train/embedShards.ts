@@ -20,7 +20,7 @@ import type { Tokenizer } from '../data/tokenizer';
 import type { ImageTextDataset } from '../data/types';
 import type { DualEncoder } from '../model/dualEncoder';
 import { writeFileAtomic } from '../runs/jsonl';
-import { embedCaptions, embedDatasetImages } from './eval';
+import { distinctCaptions, embedCaptionRows, embedDatasetImages } from './eval';
 
 /** Pool rows embedded in one batch. Shards hold whole chunks, so a merged cache equals the single-process one byte for byte. */
 export const embedChunkRows = 128;
@@ -76,11 +76,26 @@ export async function embedRows(target: EmbedTarget, start: number, end: number,
     const to = Math.min(end, (Math.floor(from / embedChunkRows) + 1) * embedChunkRows);
     const indices = Array.from({ length: to - from }, (_, i) => from + i);
     image.set(await embedDatasetImages(model, dataset, indices, scale), (from - start) * dim);
-    text.set(await embedCaptions(model, tokenizer, indices.map((i) => dataset.caption(i))), (from - start) * dim);
+    text.set(await embedCaptionRows(model, tokenizer, indices.map((i) => dataset.caption(i))), (from - start) * dim);
     from = to;
     onProgress?.(from - start);
   }
   return { image, text };
+}
+
+/**
+ * How many captions the pass over rows [start, end) runs through the caption
+ * tower: each chunk embeds its distinct texts once (embedRows), so a pool
+ * whose captions repeat (class templates) pays for far fewer than its rows.
+ */
+export function captionForwards(dataset: ImageTextDataset, start = 0, end = dataset.size): number {
+  let forwards = 0;
+  for (let from = start; from < end; ) {
+    const to = Math.min(end, (Math.floor(from / embedChunkRows) + 1) * embedChunkRows);
+    forwards += distinctCaptions(Array.from({ length: to - from }, (_, i) => dataset.caption(from + i))).texts.length;
+    from = to;
+  }
+  return forwards;
 }
 
 function concat(image: Float32Array, text: Float32Array): Uint8Array {

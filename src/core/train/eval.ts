@@ -41,6 +41,22 @@ export async function embedCaptions(model: DualEncoder, tokenizer: Tokenizer, ca
   return text!;
 }
 
+/**
+ * Caption embeddings of `captions`, one row each, with each distinct text
+ * embedded once (the reference's pass over a pool, whose captions repeat).
+ */
+export async function embedCaptionRows(model: DualEncoder, tokenizer: Tokenizer, captions: readonly string[], embedder: Embedder = localEmbedder(model)): Promise<Float32Array> {
+  const { texts, textOf } = distinctCaptions(captions);
+  return expandRows(await embedCaptions(model, tokenizer, texts, embedder), textOf, model.config.embedDim);
+}
+
+/** Row r of the result = row textOf[r] of `distinct` ([texts, dim] row-major). */
+export function expandRows(distinct: Float32Array, textOf: Int32Array, dim: number): Float32Array {
+  const out = new Float32Array(textOf.length * dim);
+  textOf.forEach((t, row) => out.set(distinct.subarray(t * dim, (t + 1) * dim), row * dim));
+  return out;
+}
+
 /** Distinct caption texts and, for each row, the index of its text among them. */
 export function distinctCaptions(captions: readonly string[]): { texts: string[]; textOf: Int32Array } {
   const index = new Map<string, number>();

@@ -9,6 +9,7 @@ import { forwardFlops, type DualEncoder } from '../model/dualEncoder';
 import { contrastiveLoss, type LossKind } from '../model/losses';
 import type { SquareMatrix } from '../selection/scores';
 import type { AdamW } from './optimizer';
+import { expandRows } from './eval';
 import { embedShard, type Shard } from './replicaProtocol';
 import { localEmbedder, ReplicaPool, threadsFor, type Embedder } from './replicas';
 
@@ -67,16 +68,22 @@ export class Learner {
     return { learner: new Learner(model, optimizer, loss, replicas), ...chosen };
   }
 
-  /** The learner's pair-loss and logit matrices over a set of candidates (each caption aligned with its image). */
-  async score(shard: Shard): Promise<PairMatrices> {
+  /**
+   * The learner's pair-loss and logit matrices over a set of candidates.
+   * Without `textOf` each caption is aligned with its image; with it the
+   * shard holds each distinct caption once and image row r's caption is
+   * textOf[r] (candidates whose captions repeat pay for one caption forward each).
+   */
+  async score(shard: Shard, textOf?: Int32Array): Promise<PairMatrices> {
     const { model } = this;
-    const size = shard.texts;
+    const size = textOf?.length ?? shard.texts;
     const dim = model.config.embedDim;
     const embedded = await this.embedder.embed(shard);
+    const text = textOf ? expandRows(embedded.text!, textOf, dim) : embedded.text!;
     return readPairMatrices(
       size,
       tf.tidy(() => {
-        const out = contrastiveLoss(this.loss, tf.tensor2d(embedded.image!, [size, dim]), tf.tensor2d(embedded.text!, [size, dim]), model.temperature, model.bias);
+        const out = contrastiveLoss(this.loss, tf.tensor2d(embedded.image!, [size, dim]), tf.tensor2d(text, [size, dim]), model.temperature, model.bias);
         return [out.pairLoss, out.logits];
       }),
     );

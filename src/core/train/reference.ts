@@ -16,7 +16,7 @@ import { DualEncoder, forwardFlops } from '../model/dualEncoder';
 import { Rng } from '../random';
 import { checkpointDir, listCheckpoints, readCheckpoint } from '../runs/checkpoint';
 import type { RunJson } from '../runs/record';
-import { fillReferenceCache } from './embedShards';
+import { captionForwards, fillReferenceCache } from './embedShards';
 import { modelConfigFor } from './config';
 
 export interface ReferenceModel {
@@ -38,8 +38,14 @@ export interface ReferenceEmbeddings {
   dim: number;
   temperature: number;
   bias: number;
-  /** Forward FLOPs the reference spends per example (image + caption). */
+  /**
+   * Forward FLOPs the reference's pass spends per pool example: its image,
+   * and its share of the captions embedded (each distinct text once per chunk
+   * of the pass, so less than one caption an example where captions repeat).
+   */
   forwardFlopsPerExample: number;
+  /** Captions the pass ran through the caption tower (≤ the pool's size). */
+  captionForwards: number;
   cacheFile: string;
   /** False when the cache was read rather than computed now. */
   computed: boolean;
@@ -113,7 +119,19 @@ export async function referenceEmbeddings(
   const cacheFile = path.join(reference.dir, 'embeddings', `${cacheKey(reference, dataset, scale)}.bin`);
   // A complete cache is read; shards written by `sift embed --shard i/N` are assembled; missing rows are embedded here (embedShards.ts).
   const filled = await fillReferenceCache({ model, tokenizer, dataset, scale, cacheFile, referenceStep: reference.step }, onProgress);
-  return { image: filled.image, text: filled.text, dim, temperature, bias, forwardFlopsPerExample: flops.image + flops.text, cacheFile, computed: filled.computed, cacheNote: filled.note };
+  const captions = captionForwards(dataset);
+  return {
+    image: filled.image,
+    text: filled.text,
+    dim,
+    temperature,
+    bias,
+    forwardFlopsPerExample: flops.image + (flops.text * captions) / Math.max(1, dataset.size),
+    captionForwards: captions,
+    cacheFile,
+    computed: filled.computed,
+    cacheNote: filled.note,
+  };
 }
 
 /** Where the reference's embeddings of `dataset` are cached (`sift embed` writes its shards beside it). */

@@ -23,7 +23,8 @@ import { JsonlWriter } from '../runs/jsonl';
 import type { DataSummary, EvalMetrics, RunRecord, SelectionLine, TrainMetrics } from '../runs/record';
 import { modelConfigFor, needsReference, resolutionScale, scoredPoolSize, type TrainConfig } from './config';
 import { loadReference, noiseSeparation, readLogitScale, referenceEmbeddings, type ReferenceEmbeddings } from './reference';
-import { evaluate, prepareEvalSet, type EvalSet } from './eval';
+import { distinctCaptions, evaluate, prepareEvalSet, type EvalSet } from './eval';
+import { embedChunkRows } from './embedShards';
 import { Learner, readPairMatrices, type PairMatrices } from './learner';
 import type { Shard } from './replicaProtocol';
 import { AdamW, learningRateAt } from './optimizer';
@@ -215,6 +216,9 @@ export class Trainer {
           const stage = `Embedding ${train.size} training pairs with the reference (once; cached)`;
           reference = await referenceEmbeddings(referenceModel, train, (done, total) => hooks.onProgress?.(stage, done, total), resolutionScale(config.referenceResolution));
           hooks.onStage?.(`Reference embeddings ${reference.cacheNote ?? (reference.computed ? 'computed and cached' : 'read from cache')}: ${reference.cacheFile}`);
+          if (reference.captionForwards < train.size) {
+            hooks.onStage?.(`The pool's captions repeat: its pass embeds ${reference.captionForwards} captions for ${train.size} pairs (each distinct text once per chunk of ${embedChunkRows}), counted so in FLOPs.`);
+          }
           const separation = noiseSeparation(reference, Array.from({ length: train.size }, (_, i) => train.noisy(i)));
           if (separation) {
             hooks.onStage?.(
@@ -228,6 +232,7 @@ export class Trainer {
               step: referenceModel.step,
               cacheFile: reference.cacheFile,
               ...(separation ? { noiseAuc: Number(separation.auc.toFixed(4)) } : {}),
+              captionForwards: reference.captionForwards,
             },
           });
         } finally {
@@ -317,8 +322,10 @@ export class Trainer {
     const perExample = forwardFlops(model.config, scale);
     let learner: PairMatrices | undefined;
     if (config.method !== 'easy-reference') {
-      learner = await this.learner.score({ images: [patchify(pixels, size, config.imageSize, config.patchSize, scale)], ids: this.tokenizer.encodeBatch(captions), texts: size });
-      this.state.flopsScore += (perExample.image + perExample.text) * size + similarityFlops(size, size, dim);
+      // Each distinct caption once: candidates that share a text share its embedding.
+      const { texts, textOf } = distinctCaptions(captions);
+      learner = await this.learner.score({ images: [patchify(pixels, size, config.imageSize, config.patchSize, scale)], ids: this.tokenizer.encodeBatch(texts), texts: texts.length }, textOf);
+      this.state.flopsScore += perExample.image * size + perExample.text * texts.length + similarityFlops(size, size, dim);
     }
     let reference: PairMatrices | undefined;
     if (this.reference) {
@@ -448,11 +455,8 @@ export class Trainer {
     const imageFloats = config.imageSize * config.imageSize * 3;
     const pixels = new Float32Array(rest.length * imageFloats);
     rest.forEach((p, n) => pixels.set(pool.pixels.subarray(p * imageFloats, (p + 1) * imageFloats), n * imageFloats));
-    const fresh = await this.learner.score({
-      images: [patchify(pixels, rest.length, config.imageSize, config.patchSize, resolutionScale(config.scoreResolution))],
-      ids: this.tokenizer.encodeBatch(rest.map((p) => train.caption(pool.candidates[p]))),
-      texts: rest.length,
-    });
+    const { texts, textOf } = distinctCaptions(rest.map((p) => train.caption(pool.candidates[p])));
+    const fresh = await this.learner.score({ images: [patchify(pixels, rest.length, config.imageSize, config.patchSize, resolutionScale(config.scoreResolution))], ids: this.tokenizer.encodeBatch(texts), texts: texts.length }, textOf);
     const staleLearner = diagonal(pool.learner.pairLoss);
     const referenceOwn = diagonal(pool.reference.pairLoss);
     const freshLearner = diagonal(fresh.pairLoss);
