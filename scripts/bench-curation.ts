@@ -99,6 +99,7 @@ let jobs: LearnerJob[] = [
   learner('jest-default-f0.9', ['--method', 'jest', '--filter-ratio', '0.9']),
   learner('jest-default-temp0.5', ['--method', 'jest', '--selection-temperature', '0.5']),
   learner('jest-default-chunks4', ['--method', 'jest', '--chunks', '4']),
+  learner('jest-default-halflow', ['--method', 'jest', '--low-res-fraction', '0.5']),
   learner('easy-reference', ['--method', 'easy-reference']),
 ];
 if (values.only) {

@@ -4,6 +4,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { openDataset } from '../../src/core/data/open.ts';
 import { DataError } from '../../src/core/data/types.ts';
+import { DEFAULT_CACHE_BYTES, trainingCacheBytes } from '../../src/core/data/rows.ts';
 import { BLUE, GREEN, RED, greyPng, jpeg, jsonl, pixelAt, png, tempDir, webp, writeFiles } from './data-fixtures.ts';
 
 const RES = 8;
@@ -169,6 +170,15 @@ test('a tiny cache re-reads from disk and gives the same pixels', async () => {
     await big.close();
     await tiny.close();
   }
+});
+
+test("a training run's image cache grows with the machine's memory, from 64 MiB to 1 GiB", () => {
+  const GiB = 1024 ** 3;
+  // A 16 GiB laptop holds 1 GiB of decoded images: Fashion-MNIST's 50,000-image pool (150 MB at 32 px) is read from disk once.
+  assert.equal(trainingCacheBytes(16 * GiB), GiB);
+  assert.equal(trainingCacheBytes(8 * GiB), GiB / 2);
+  assert.equal(trainingCacheBytes(256 * GiB), GiB);
+  assert.equal(trainingCacheBytes(GiB / 2), DEFAULT_CACHE_BYTES);
 });
 
 test('progress is reported while validating, ending at (total, total)', async () => {

@@ -7,6 +7,7 @@
  * says why.
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { promisify } from 'node:util';
 import * as path from 'node:path';
 import { DataError } from './types.ts';
@@ -15,6 +16,19 @@ import type { OpenDatasetOptions, SkipReason, SkipReport, SkippedRow } from './t
 export const DEFAULT_MAX_CAPTION_BYTES = 4096;
 export const DEFAULT_MAX_REPORTED_SKIPS = 5;
 export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
+const MAX_TRAINING_CACHE_BYTES = 1024 * 1024 * 1024;
+
+/**
+ * The decoded-image cache of a training run's data: a sixteenth of the
+ * machine's memory, between 64 MiB and 1 GiB. A selecting run reads a
+ * super-batch of random pool images every step (320 at b = 64, F = 0.8), so
+ * a pool that does not fit is re-read and re-decoded over and over: with
+ * Fashion-MNIST's 50,000 images (150 MB at 32 px) in 64 MiB that was a quarter
+ * of a JEST step. Panels and one-pass jobs keep DEFAULT_CACHE_BYTES.
+ */
+export function trainingCacheBytes(totalMemory = os.totalmem()): number {
+  return Math.max(DEFAULT_CACHE_BYTES, Math.min(MAX_TRAINING_CACHE_BYTES, Math.floor(totalMemory / 16)));
+}
 
 /** The fields of one usable row, whatever the file format. */
 export interface RowFields {

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../backend';
 import { openDataset } from '../data/open';
+import { trainingCacheBytes } from '../data/rows';
 import { EpochSampler, type SamplerState } from '../data/sampler';
 import { holdOut } from '../data/subset';
 import { Tokenizer, type TokenizerJson } from '../data/tokenizer';
@@ -163,7 +164,7 @@ export class Trainer {
 
       const open = async (spec: string, role: string): Promise<ImageTextDataset> => {
         hooks.onStage?.(`Indexing ${role} data ${spec}…`);
-        const dataset = await openDataset(spec, { resolution: config.imageSize, onProgress: (done, total) => hooks.onProgress?.(`Indexing ${role} data`, done, total ?? 0) });
+        const dataset = await openDataset(spec, { resolution: config.imageSize, cacheBytes: trainingCacheBytes(), onProgress: (done, total) => hooks.onProgress?.(`Indexing ${role} data`, done, total ?? 0) });
         datasets.push(dataset);
         const skips = describeSkips(dataset);
         if (skips) hooks.onWarning?.(skips);
