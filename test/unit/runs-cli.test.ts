@@ -38,13 +38,19 @@ function sift(cwd: string, args: string[], onStderr?: (text: string, pid: number
   });
 }
 
-/** Sends SIGINT `times` times (a little apart) once the run has taken a step. */
-function interruptAfterFirstStep(times: number): (text: string, pid: number) => void {
-  let sent = false;
+/**
+ * Sends SIGINT once the run has taken a step and, for `times` = 2, again as
+ * soon as the CLI says it is pausing: the second press lands while the pause
+ * is under way, as a user's quick double Ctrl-C does (a fixed delay raced the
+ * pause: a tiny run could pause, checkpoint and exit 3 within it).
+ */
+function interruptAfterFirstStep(times: 1 | 2): (text: string, pid: number) => void {
+  let sent = 0;
   return (text, pid) => {
-    if (sent || !/step 1\//.test(text)) return;
-    sent = true;
-    for (let i = 0; i < times; i++) setTimeout(() => process.kill(pid, 'SIGINT'), 50 * i);
+    const due = sent === 0 ? /step 1\// : sent < times ? /Pausing at the next step/ : undefined;
+    if (!due?.test(text)) return;
+    sent++;
+    process.kill(pid, 'SIGINT');
   };
 }
 
