@@ -330,9 +330,18 @@ export class Workbench {
 
   /** Right-clicks a run in the Runs view and chooses a context menu entry. */
   async contextMenu(rowText: string | RegExp, entry: string): Promise<void> {
-    await this.runRow(rowText).click({ button: 'right' });
     const item = this.page.locator('.context-view .action-item', { hasText: entry }).first();
-    await item.waitFor({ timeout: 10_000 });
+    // A row that redraws under the pointer (a training run's row changes every few steps) can swallow the right-click too: open the menu again.
+    for (let attempt = 1; ; attempt++) {
+      await this.runRow(rowText).click({ button: 'right' });
+      try {
+        await item.waitFor({ timeout: 5_000 });
+        break;
+      } catch (err) {
+        if (attempt >= 3) throw err;
+        await this.page.keyboard.press('Escape');
+      }
+    }
     await item.click();
     // A row that redraws under the pointer can swallow the click: the entry stays focused, and Enter chooses it.
     for (let attempt = 0; attempt < 3 && (await item.count()) > 0; attempt++) {
