@@ -7,7 +7,7 @@
  *
  *   npm run bench:curation [-- --data PATH --eval-data PATH --curated PATH] [--quick] [--parallel 2]
  *     [--only a,b,c] [--reference-dir RUN] [--baseline-dir RUN] [--reference-flags="--low-res-fraction 0.5"]
- *     [--seed N] [--eval-size N]
+ *     [--seed N] [--eval-size N] [--learner-flags="--learning-rate 0.004"]
  *
  * --reference-dir uses an already trained reference instead of training one
  * (its pool embeddings are cached beside it); --baseline-dir an already
@@ -39,6 +39,8 @@ const { values } = parseArgs({
     'baseline-dir': { type: 'string' },
     // Extra flags for the reference's own training, e.g. "--low-res-fraction 0.5" (a reference that can embed the pool at low resolution).
     'reference-flags': { type: 'string', default: '' },
+    // Extra flags for every learner, uniform included, e.g. "--learning-rate 0.004" (a setting screened for all methods alike).
+    'learner-flags': { type: 'string', default: '' },
     // Eval pairs per eval (the full runs' default 1,000): more pairs, less eval-to-eval noise in where a run first crosses a target.
     'eval-size': { type: 'string' },
   },
@@ -61,14 +63,14 @@ interface LearnerJob extends Job {
   needsReference: boolean;
 }
 
-const common = ['--seed', values.seed, '--steps', String(steps), '--data', data, '--eval-data', evalData, ...shared];
+const common = ['--seed', values.seed, '--data', data, '--eval-data', evalData, ...shared, ...values['learner-flags'].split(/\s+/).filter(Boolean)];
 const referenceDir = values['reference-dir'] ? path.resolve(values['reference-dir']) : path.join(root, 'reference');
 const baselineDir = values['baseline-dir'] ? path.resolve(values['baseline-dir']) : undefined;
 /** Every method but uniform scores with the reference (`--passed-reference uniform` is not the uniform method). */
 const isUniform = (extra: string[]): boolean => extra[extra.indexOf('--method') + 1] === 'uniform';
-const learner = (jobName: string, extra: string[]): LearnerJob => ({
+const learner = (jobName: string, extra: string[], runSteps = steps): LearnerJob => ({
   name: jobName,
-  args: ['train', ...common, '--run-dir', path.join(root, jobName), ...extra, ...(isUniform(extra) ? [] : ['--reference', referenceDir])],
+  args: ['train', ...common, '--steps', String(runSteps), '--run-dir', path.join(root, jobName), ...extra, ...(isUniform(extra) ? [] : ['--reference', referenceDir])],
   log: path.join(root, `${jobName}.log`),
   needsReference: !isUniform(extra),
 });
@@ -101,6 +103,14 @@ let jobs: LearnerJob[] = [
   learner('jest-default-chunks4', ['--method', 'jest', '--chunks', '4']),
   learner('jest-default-halflow', ['--method', 'jest', '--low-res-fraction', '0.5']),
   learner('easy-reference', ['--method', 'easy-reference']),
+  // The learner's share of the learnability score: w · learner loss − reference loss (0 = easy-reference scores, no learner pass).
+  ...[0, 0.25, 0.35, 0.5].map((w) => learner(`jest-default-w${w}`, ['--method', 'jest', '--learner-weight', String(w)])),
+  // The paper's protocol: shorter runs, each with its whole learning-rate schedule (warm-up, cosine to the end), against
+  // uniform's full run. A run of a third of the steps that ends at or above uniform's final value needs ≤ 1/3 of the examples.
+  ...[2, 3, 4].flatMap((divisor) => {
+    const short = Math.floor(steps / divisor);
+    return [learner(`jest-default-s${short}`, ['--method', 'jest'], short), learner(`uniform-s${short}`, ['--method', 'uniform'], short)];
+  }),
 ];
 if (values.only) {
   const wanted = new Set(values.only.split(','));

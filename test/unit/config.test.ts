@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError, defaultTrainConfig, resolveConfig, validateConfig } from '../../src/core/train/config';
+import { ConfigError, defaultTrainConfig, resolveConfig, savedConfig, validateConfig } from '../../src/core/train/config';
 
 test('a typo in a setting is named, with the closest real one', () => {
   assert.throws(() => validateConfig({ batchSzie: 32 }, 'run.sift.json'), (error: Error) => {
@@ -26,4 +26,12 @@ test('layers override in order: defaults < file < flags', () => {
 
 test('image size must allow half-resolution scoring', () => {
   assert.throws(() => resolveConfig({ imageSize: 36, patchSize: 4 }), /multiple of 2 × patchSize/);
+});
+
+test('a run written before learnerWeight existed resumes and branches with the learnability it started with (w = 1), a new run gets the default', () => {
+  const old = { method: 'jest' as const, reference: '/runs/ref', steps: 100 };
+  assert.equal(savedConfig(old).learnerWeight, 1);
+  assert.equal(savedConfig({ ...old, learnerWeight: 0.5 }).learnerWeight, 0.5);
+  assert.equal(resolveConfig(old).learnerWeight, defaultTrainConfig.learnerWeight);
+  assert.notEqual(defaultTrainConfig.learnerWeight, 1);
 });

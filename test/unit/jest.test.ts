@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { openDataset } from '../../src/core/data/open';
 import { DualEncoder, forwardFlops, patchify } from '../../src/core/model/dualEncoder';
 import { Rng } from '../../src/core/random';
-import { modelConfigFor, resolveConfig, type TrainConfig } from '../../src/core/train/config';
+import { defaultTrainConfig, modelConfigFor, resolveConfig, type TrainConfig } from '../../src/core/train/config';
 import { embedCaptions } from '../../src/core/train/eval';
 import { Learner } from '../../src/core/train/learner';
 import { AdamW } from '../../src/core/train/optimizer';
@@ -52,7 +52,8 @@ test('every selecting method trains, records its picks and counts scoring FLOPs 
         assert.equal(line.pick_logit?.length, 8);
         if (method !== 'easy-reference') assert.equal(line.learner_loss?.length, 8);
         if (method !== 'hard-learner') assert.equal(line.reference_loss?.length, 8);
-        if (line.learnability) line.learnability.forEach((l, i) => assert.ok(Math.abs(l - (line.learner_loss![i] - line.reference_loss![i])) < 0.02));
+        const w = defaultTrainConfig.learnerWeight;
+        if (line.learnability) line.learnability.forEach((l, i) => assert.ok(Math.abs(l - (w * line.learner_loss![i] - line.reference_loss![i])) < 0.02));
         assert.ok(JSON.stringify(line).length < 2048 * 8 / 64 + 600, 'compact line');
       }
       const trains = readJsonl<MetricLine>(path.join(runDir, 'metrics.jsonl')).rows.filter((r) => r.type === 'train');
@@ -78,7 +79,7 @@ test('every superBatchEvery steps a selections line keeps the rejected candidate
       const rejected = line.rejected!;
       assert.equal(rejected.ids.length, 8, 'the other half of the 16 candidates');
       assert.deepEqual(new Set([...line.ids, ...rejected.ids]).size, 16, 'picks and rejected are the whole super-batch');
-      rejected.learnability!.forEach((l, i) => assert.ok(Math.abs(l - (rejected.learner_loss![i] - rejected.reference_loss![i])) < 0.02));
+      rejected.learnability!.forEach((l, i) => assert.ok(Math.abs(l - (defaultTrainConfig.learnerWeight * rejected.learner_loss![i] - rejected.reference_loss![i])) < 0.02));
       // Softmax batch scores are not sums of pair terms: only sigmoid runs split the logit exactly.
       if (loss === 'softmax') {
         assert.equal(line.contributions, undefined);
@@ -181,6 +182,27 @@ test('reference embeddings are cached, and rebuilt when a data row or the checkp
   } finally {
     other.model.dispose();
   }
+});
+
+test('learnerWeight 0 picks by the reference alone — the same batches as easy-reference, with no learner pass and no scoring FLOPs; a partial weight changes the picks', async () => {
+  const pick = async (name: string, extra: Partial<TrainConfig>) => {
+    const runDir = path.join(root, name);
+    await trainRun(resolveConfig(tiny, { data: 'builtin:train?size=300', filterRatio: 0.5, chunks: 4, reference: referenceDir, steps: 3, evalEvery: 3, runDir }, extra));
+    const trains = readJsonl<MetricLine>(path.join(runDir, 'metrics.jsonl')).rows.filter((r) => r.type === 'train');
+    const last = trains[trains.length - 1];
+    assert.ok(last.type === 'train');
+    return { ids: readJsonl<SelectionLine>(path.join(runDir, 'selections.jsonl')).rows.map((s) => s.ids), flopsScore: last.flops_score };
+  };
+  const easy = await pick('w-easy', { method: 'easy-reference' });
+  const w0 = await pick('w-0', { method: 'jest', learnerWeight: 0 });
+  const w1 = await pick('w-1', { method: 'jest', learnerWeight: 1 });
+  const half = await pick('w-half', { method: 'jest', learnerWeight: 0.5 });
+  assert.deepEqual(w0.ids, easy.ids);
+  assert.equal(w0.flopsScore, 0);
+  assert.ok(half.flopsScore > 0 && half.flopsScore === w1.flopsScore, 'any weight above 0 pays for the learner pass');
+  assert.notDeepEqual(half.ids, w1.ids);
+  assert.notDeepEqual(half.ids, w0.ids);
+  assert.throws(() => resolveConfig({ method: 'jest', reference: referenceDir, learnerWeight: 0, passedReference: 'mix' }), /learnerWeight 0 scores without the learner: set learnerWeight above 0 or passedReference keep/);
 });
 
 test('a selecting method without a reference is a config error that says how to make one', () => {

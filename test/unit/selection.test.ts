@@ -16,6 +16,8 @@ test('learnability is learner minus reference loss, per pair, on hand values', (
   assert.deepEqual([...scoreMatrix('learnability', learner, reference).values], [2, -0.5, 0.25, -2]);
   assert.deepEqual([...scoreMatrix('hard-learner', learner, reference).values], [3, 1, 0.5, 2]);
   assert.deepEqual([...scoreMatrix('easy-reference', learner, reference).values], [-1, -1.5, -0.25, -4]);
+  assert.deepEqual([...scoreMatrix('learnability', learner, reference, 0.5).values], [0.5, -1, 0, -3], 'w · learner − reference');
+  assert.deepEqual([...scoreMatrix('learnability', undefined, reference, 0).values], [-1, -1.5, -0.25, -4], 'w = 0 needs no learner matrix');
   assert.deepEqual([...diagonal(learner)], [3, 2]);
 });
 

@@ -10,7 +10,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigError, configKeys, resolveConfig, validateConfig, type TrainConfig } from '../train/config';
+import { ConfigError, configKeys, resolveConfig, savedConfig, validateConfig, type TrainConfig } from '../train/config';
 import { checkpointDir, listCheckpoints } from './checkpoint';
 import { readJsonl } from './jsonl';
 import { newRunId, orphaned, readRunJson, RunRecord, type ConfigDiff, type MetricLine, type RunJson, type RunStatus } from './record';
@@ -114,7 +114,7 @@ export function createBranch(request: BranchRequest): string {
   if ('runDir' in request.overrides) throw new ConfigError('Set the branch folder with --run-dir, not --set runDir.');
 
   const runDir = request.runDir || path.join(path.dirname(path.resolve(parentDir)), newRunId());
-  const parentConfig = resolveConfig(parent.config);
+  const parentConfig = savedConfig(parent.config);
   const config = resolveConfig(parentConfig, request.overrides, { runDir });
   if (config.steps <= atStep) throw new ConfigError(`The branch would train to step ${config.steps}, but it starts at ${atStep}. Set steps higher, e.g. --set steps=${atStep + parentConfig.steps}.`);
 

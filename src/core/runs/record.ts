@@ -123,7 +123,7 @@ export interface SelectionLine {
   ids: string[];
   /** The logit each pick had when drawn: its conditional score given the batch-mates drawn before it. */
   pick_logit?: number[];
-  /** Each pick's own-pair loss under the learner and the reference, and their difference. */
+  /** Each pick's own-pair loss under the learner and the reference, and its learnability: learnerWeight · learner − reference. */
   learner_loss?: number[];
   reference_loss?: number[];
   learnability?: number[];

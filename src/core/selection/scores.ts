@@ -16,22 +16,23 @@ export interface SquareMatrix {
 
 /**
  * The per-pair score matrix S:
- * - learnability: L_learner − L_reference (hard for the learner, easy for the reference; §3.1 eq. 2),
+ * - learnability: w·L_learner − L_reference (hard for the learner, easy for the reference; §3.1 eq. 2 at w = 1),
  * - hard-learner: L_learner,
  * - easy-reference: −L_reference.
  */
-export function scoreMatrix(kind: ScoreKind, learner: SquareMatrix | undefined, reference: SquareMatrix | undefined): SquareMatrix {
+export function scoreMatrix(kind: ScoreKind, learner: SquareMatrix | undefined, reference: SquareMatrix | undefined, learnerWeight = 1): SquareMatrix {
   const need = (m: SquareMatrix | undefined, what: string): SquareMatrix => {
     if (!m) throw new Error(`the ${kind} score needs the ${what} loss matrix`);
     return m;
   };
   switch (kind) {
     case 'learnability': {
+      if (learnerWeight === 0) return scoreMatrix('easy-reference', learner, reference);
       const l = need(learner, 'learner');
       const r = need(reference, 'reference');
       if (l.size !== r.size) throw new Error(`learner (${l.size}) and reference (${r.size}) matrices differ in size`);
       const values = new Float32Array(l.values.length);
-      for (let i = 0; i < values.length; i++) values[i] = l.values[i] - r.values[i];
+      for (let i = 0; i < values.length; i++) values[i] = learnerWeight * l.values[i] - r.values[i];
       return { size: l.size, values };
     }
     case 'hard-learner':

@@ -45,6 +45,15 @@ export interface TrainConfig {
   /** Softmax temperature of the joint sampler's draws. */
   selectionTemperature: number;
   /**
+   * Weight of the learner's loss in the learnability score (jest, independent):
+   * score = learnerWeight · learner loss − reference loss. 1 is the paper's
+   * learnability; 0 its easy-reference score, and the learner does not score
+   * the super-batch at all (no scoring FLOPs). A learner trained from scratch
+   * next to a trained reference: its losses steered the picks towards pairs
+   * it merely had not fit yet (swapped ones included) at 1; 0.25 measured best.
+   */
+  learnerWeight: number;
+  /**
    * Every this many steps selections.jsonl also keeps the whole super-batch:
    * the rejected candidates with their scores and, for the sigmoid loss, each
    * pick's largest batch-mate terms. 0 = never.
@@ -132,6 +141,8 @@ export const defaultTrainConfig: TrainConfig = {
   chunks: 16,
   jointNormalization: 'sum',
   selectionTemperature: 1,
+  // Chosen by bench:curation over three seeds on two data sets (docs/results.md, "The learner's share of learnability").
+  learnerWeight: 0.25,
   superBatchEvery: 25,
   reference: '',
   // Chosen by bench:curation (docs/results.md, "Cheaper selection"): half-resolution scoring and reference pass.
@@ -178,6 +189,7 @@ export const configHelp: Record<keyof TrainConfig, string> = {
   chunks: 'chunks the joint sampler draws a batch in',
   jointNormalization: 'conditional score scaling as the batch grows: sum (paper) or mean',
   selectionTemperature: 'softmax temperature of the joint sampler',
+  learnerWeight: 'learnability = w · learner loss − reference loss (jest, independent): 1 = the paper, 0 = easy-reference scores and no learner pass',
   superBatchEvery: 'every N steps also record the rejected candidates and batch-mate terms (0 = never)',
   reference: 'run folder of the reference model (sift reference)',
   scoreResolution: 'learner scoring resolution: full, low (half) or quarter, same weights',
@@ -232,6 +244,7 @@ export const fieldKinds: Record<keyof TrainConfig, FieldKind> = {
   chunks: { kind: 'int', min: 1 },
   jointNormalization: { kind: 'enum', values: ['sum', 'mean'] },
   selectionTemperature: { kind: 'number', min: 0.001, max: 1000 },
+  learnerWeight: { kind: 'number', min: 0, max: 10 },
   superBatchEvery: { kind: 'int', min: 0 },
   reference: { kind: 'string' },
   scoreResolution: { kind: 'enum', values: resolutions },
@@ -368,6 +381,17 @@ export function scoredPoolSize(config: Pick<TrainConfig, 'method' | 'batchSize' 
   return config.method === 'uniform' ? superBatch : superBatch + (Math.max(1, config.scoreEvery) - 1) * config.batchSize;
 }
 
+/**
+ * What a field meant before it existed, where its default has since changed:
+ * a run written then resumes and branches with the behaviour it started with.
+ */
+const absentFromOlderRuns: Partial<TrainConfig> = { learnerWeight: 1 };
+
+/** The config of a run on disk (its run.json), fields added since filled as they behaved then. */
+export function savedConfig(saved: Partial<TrainConfig>): TrainConfig {
+  return resolveConfig(absentFromOlderRuns, saved);
+}
+
 export function resolveConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
   const config = Object.assign({}, defaultTrainConfig, ...layers) as TrainConfig;
   if (needsReference(config.method) && !config.reference) {
@@ -381,6 +405,9 @@ export function resolveConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
     if (config.imageSize % (config.patchSize * scale) !== 0) {
       throw new ConfigError(`${key} ${config[key]} needs imageSize (${config.imageSize}) to be a multiple of ${scale} × patchSize (${config.patchSize}).`);
     }
+  }
+  if (config.learnerWeight === 0 && config.passedReference !== 'keep' && (config.method === 'jest' || config.method === 'independent')) {
+    throw new ConfigError(`passedReference ${config.passedReference} compares the learner's losses with the reference's, and learnerWeight 0 scores without the learner: set learnerWeight above 0 or passedReference keep.`);
   }
   return config;
 }

@@ -11,7 +11,7 @@ import { checkpointDir } from '../runs/checkpoint';
 import { readJsonl, WriteError } from '../runs/jsonl';
 import { openRunJson, resumePoint, type ResumePoint } from '../runs/lineage';
 import { newRunId, processAlive, RunRecord, type EvalMetrics, type MetricLine, type RunStatus } from '../runs/record';
-import { ConfigError, resolveConfig, type TrainConfig } from './config';
+import { ConfigError, savedConfig, type TrainConfig } from './config';
 import { Trainer, type TrainHooks } from './trainer';
 
 export interface TrainResult {
@@ -117,7 +117,7 @@ async function trainFromCheckpoint(runDir: string, hooks: TrainHooks, control: R
     throw new ConfigError(`${runDir} is being trained by process ${run.pid} (status: ${run.status}). Pause or stop it there, or end that process, before resuming it here.`);
   }
   if (run.status === 'finished') throw new ConfigError(`${runDir} already finished (${run.config.steps} steps). To train on from it, branch it: sift branch ${runDir} --at-step ${run.config.steps} --set steps=${2 * run.config.steps}`);
-  const config = resolveConfig(run.config);
+  const config = savedConfig(run.config);
   const from = resumePoint(runDir, run);
   const record = RunRecord.open(runDir, from?.step ?? 0);
   // Claimed before the (slow) start-up: a second process asked to resume it meanwhile sees this one alive.

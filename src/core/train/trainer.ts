@@ -322,7 +322,7 @@ export class Trainer {
     const scale = resolutionScale(config.scoreResolution);
     const perExample = forwardFlops(model.config, scale);
     let learner: PairMatrices | undefined;
-    if (config.method !== 'easy-reference') {
+    if (this.learnerScores()) {
       // Each distinct caption once: candidates that share a text share its embedding.
       const { texts, textOf } = distinctCaptions(captions);
       learner = await this.learner.score({ images: [patchify(pixels, size, config.imageSize, config.patchSize, scale)], ids: this.tokenizer.encodeBatch(texts), texts: texts.length }, textOf);
@@ -357,6 +357,12 @@ export class Trainer {
     return { learner, reference };
   }
 
+  /** Whether the learner's losses enter the score at all (easy-reference, or learnability with learnerWeight 0, need no learner pass). */
+  private learnerScores(): boolean {
+    const kind = this.scoreKind();
+    return kind === 'hard-learner' || (kind === 'learnability' && this.config.learnerWeight > 0);
+  }
+
   /** What the configured method scores candidates by. */
   private scoreKind(): ScoreKind {
     const { method } = this.config;
@@ -365,7 +371,7 @@ export class Trainer {
 
   /** The configured method's score matrix over a scored pool. */
   private scoresOf(learner: PairMatrices | undefined, reference: PairMatrices | undefined): SquareMatrix {
-    return scoreMatrix(this.scoreKind(), learner?.pairLoss, reference?.pairLoss);
+    return scoreMatrix(this.scoreKind(), learner?.pairLoss, reference?.pairLoss, this.config.learnerWeight);
   }
 
   /** Picks b of the pool's candidates not yet trained on, by the configured method. */
@@ -380,7 +386,7 @@ export class Trainer {
         ? pairwiseScorer(scores)
         : softmaxScorer(
             [
-              ...(kind !== 'easy-reference' && learner ? [{ logits: learner.logits, sign: 1 }] : []),
+              ...(kind !== 'easy-reference' && learner ? [{ logits: learner.logits, sign: kind === 'learnability' ? config.learnerWeight : 1 }] : []),
               ...(kind !== 'hard-learner' && reference ? [{ logits: reference.logits, sign: -1 }] : []),
             ],
             own,
@@ -461,9 +467,10 @@ export class Trainer {
     const staleLearner = diagonal(pool.learner.pairLoss);
     const referenceOwn = diagonal(pool.reference.pairLoss);
     const freshLearner = diagonal(fresh.pairLoss);
+    const w = config.learnerWeight;
     return spearman(
-      rest.map((p) => staleLearner[p] - referenceOwn[p]),
-      rest.map((p, n) => freshLearner[n] - referenceOwn[p]),
+      rest.map((p) => w * staleLearner[p] - referenceOwn[p]),
+      rest.map((p, n) => w * freshLearner[n] - referenceOwn[p]),
     );
   }
 
@@ -633,7 +640,8 @@ export class Trainer {
     const candidates = open.map((p) => pool.candidates[p]);
     const learnerOwn = learner ? diagonal(learner.pairLoss) : undefined;
     const referenceOwn = reference ? diagonal(reference.pairLoss) : undefined;
-    const learnability = learnerOwn && referenceOwn ? learnerOwn.map((l, i) => l - referenceOwn[i]) : undefined;
+    // The score the picks were drawn by: learnerWeight · learner − reference.
+    const learnability = learnerOwn && referenceOwn ? learnerOwn.map((l, i) => config.learnerWeight * l - referenceOwn[i]) : undefined;
     const at = (values: Float32Array | undefined): number[] | undefined => (values ? selection.picked.map((p) => round(values[p])) : undefined);
     const line: SelectionLine = {
       step,
