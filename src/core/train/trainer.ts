@@ -464,13 +464,12 @@ export class Trainer {
     rest.forEach((p, n) => pixels.set(pool.pixels.subarray(p * imageFloats, (p + 1) * imageFloats), n * imageFloats));
     const { texts, textOf } = distinctCaptions(rest.map((p) => train.caption(pool.candidates[p])));
     const fresh = await this.learner.score({ images: [patchify(pixels, rest.length, config.imageSize, config.patchSize, resolutionScale(config.scoreResolution))], ids: this.tokenizer.encodeBatch(texts), texts: texts.length }, textOf);
-    const staleLearner = diagonal(pool.learner.pairLoss);
+    const stale = diagonal(pool.scores);
     const referenceOwn = diagonal(pool.reference.pairLoss);
     const freshLearner = diagonal(fresh.pairLoss);
-    const w = config.learnerWeight;
     return spearman(
-      rest.map((p) => w * staleLearner[p] - referenceOwn[p]),
-      rest.map((p, n) => w * freshLearner[n] - referenceOwn[p]),
+      rest.map((p) => stale[p]),
+      rest.map((p, n) => config.learnerWeight * freshLearner[n] - referenceOwn[p]),
     );
   }
 
@@ -640,8 +639,8 @@ export class Trainer {
     const candidates = open.map((p) => pool.candidates[p]);
     const learnerOwn = learner ? diagonal(learner.pairLoss) : undefined;
     const referenceOwn = reference ? diagonal(reference.pairLoss) : undefined;
-    // The score the picks were drawn by: learnerWeight · learner − reference.
-    const learnability = learnerOwn && referenceOwn ? learnerOwn.map((l, i) => config.learnerWeight * l - referenceOwn[i]) : undefined;
+    // The score the picks were drawn by (learnerWeight · learner − reference): the score matrix's diagonal.
+    const learnability = learnerOwn && referenceOwn ? diagonal(scores) : undefined;
     const at = (values: Float32Array | undefined): number[] | undefined => (values ? selection.picked.map((p) => round(values[p])) : undefined);
     const line: SelectionLine = {
       step,
