@@ -11,7 +11,7 @@ import type { MetricLine, SelectionLine } from '../../core/runs/record';
 import { DashboardModel } from '../../panels/dashboard';
 import { defaultDashboardView, parseDashboardWebviewMessage, type DashboardHostMessage, type DashboardState, type DashboardView, type DashboardWebviewMessage } from '../../protocol/webview';
 import type { WorkerEvent } from '../../protocol/worker';
-import { WebviewBoot, loadWebview, saveExport, webviewOptions, type PanelContext } from './webview';
+import { WebviewBoot, loadWebview, replacementPlace, saveExport, webviewOptions, type PanelContext } from './webview';
 
 export class DashboardPanel implements vscode.Disposable {
   static readonly viewType = 'sift.dashboard';
@@ -37,14 +37,14 @@ export class DashboardPanel implements vscode.Disposable {
       return existing;
     }
     const panel = vscode.window.createWebviewPanel(DashboardPanel.viewType, 'Sift Dashboard', vscode.ViewColumn.Active, webviewOptions(context.extensionUri));
-    return new DashboardPanel(panel, context, dirs, undefined);
+    return new DashboardPanel(panel, context, dirs, undefined, false);
   }
 
   /** After a reload: the webview's saved state names the runs and the view. */
   static revive(panel: vscode.WebviewPanel, context: PanelContext, state: unknown): DashboardPanel {
     const saved = state as Partial<DashboardState> | undefined;
     const dirs = Array.isArray(saved?.runDirs) ? saved.runDirs.filter((dir): dir is string => typeof dir === 'string') : [];
-    return new DashboardPanel(panel, context, dirs, saved?.view);
+    return new DashboardPanel(panel, context, dirs, saved?.view, false);
   }
 
   private constructor(
@@ -52,14 +52,14 @@ export class DashboardPanel implements vscode.Disposable {
     private readonly context: PanelContext,
     dirs: string[],
     view: DashboardView | undefined,
+    replacement: boolean,
   ) {
     DashboardPanel.current = this;
     this.view = view ?? defaultDashboardView;
     panel.iconPath = vscode.Uri.joinPath(context.extensionUri, 'media', 'sift.svg');
     this.loaded = this.addRuns(dirs);
-    const load = (): void => loadWebview(panel, context.extensionUri, 'dashboard', 'Sift Dashboard');
-    this.boot = new WebviewBoot(panel, 'Dashboard', context.log, load);
-    load();
+    this.boot = new WebviewBoot(panel, 'Dashboard', context.log, () => this.replace(), replacement);
+    loadWebview(panel, context.extensionUri, 'dashboard', 'Sift Dashboard');
     this.boot.loading();
     this.disposables.push(
       this.boot,
@@ -85,6 +85,16 @@ export class DashboardPanel implements vscode.Disposable {
       }
     }
     this.panel.title = this.dirs.size === 1 ? `Sift: ${[...this.dirs.keys()][0]}` : `Sift Dashboard (${this.dirs.size} runs)`;
+  }
+
+  /** A fresh panel in this one's place, with its runs and view: this one's webview never started. */
+  private replace(): void {
+    const place = replacementPlace(this.panel);
+    const dirs = [...this.dirs.values()];
+    const view = this.view;
+    this.dispose();
+    const panel = vscode.window.createWebviewPanel(DashboardPanel.viewType, 'Sift Dashboard', place, webviewOptions(this.context.extensionUri));
+    new DashboardPanel(panel, this.context, dirs, view, true);
   }
 
   dispose(): void {

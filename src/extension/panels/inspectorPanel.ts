@@ -14,7 +14,7 @@ import { ThumbnailService } from '../../panels/thumbnails';
 import { parseInspectorWebviewMessage, type InspectorHostMessage, type InspectorState } from '../../protocol/webview';
 import type { WorkerEvent } from '../../protocol/worker';
 import { Coalescer } from '../coalesce';
-import { WebviewBoot, loadWebview, webviewOptions, type PanelContext } from './webview';
+import { WebviewBoot, loadWebview, replacementPlace, webviewOptions, type PanelContext } from './webview';
 
 /** How often the panel hears of a training run's new steps at most. */
 const deltaIntervalMs = 250;
@@ -52,14 +52,18 @@ export class InspectorPanel implements vscode.Disposable {
       existing.panel.reveal(undefined);
       return existing;
     }
-    const panel = vscode.window.createWebviewPanel(InspectorPanel.viewType, 'Sift Batch Inspector', vscode.ViewColumn.Active, webviewOptions(context.extensionUri));
-    const inspector = new InspectorPanel(panel, context);
+    return InspectorPanel.create(context, dir, step, vscode.ViewColumn.Active, false);
+  }
+
+  private static create(context: PanelContext, dir: string, step: number | undefined, place: vscode.ViewColumn | { viewColumn: vscode.ViewColumn; preserveFocus: boolean }, replacement: boolean): InspectorPanel {
+    const panel = vscode.window.createWebviewPanel(InspectorPanel.viewType, 'Sift Batch Inspector', place, webviewOptions(context.extensionUri));
+    const inspector = new InspectorPanel(panel, context, replacement);
     inspector.open(dir, step);
     return inspector;
   }
 
   static revive(panel: vscode.WebviewPanel, context: PanelContext, state: unknown): InspectorPanel {
-    const inspector = new InspectorPanel(panel, context);
+    const inspector = new InspectorPanel(panel, context, false);
     const dir = (state as Partial<InspectorState> | undefined)?.runDir;
     if (typeof dir === 'string') inspector.open(dir);
     else panel.dispose();
@@ -69,11 +73,12 @@ export class InspectorPanel implements vscode.Disposable {
   private constructor(
     private readonly panel: vscode.WebviewPanel,
     private readonly context: PanelContext,
+    replacement: boolean,
   ) {
     InspectorPanel.current = this;
     panel.iconPath = vscode.Uri.joinPath(context.extensionUri, 'media', 'sift.svg');
     thumbnails ??= new ThumbnailService();
-    this.boot = new WebviewBoot(panel, 'Batch inspector', context.log, () => this.load());
+    this.boot = new WebviewBoot(panel, 'Batch inspector', context.log, () => this.replace(), replacement);
     this.disposables.push(
       this.boot,
       panel.onDidDispose(() => this.dispose()),
@@ -98,6 +103,15 @@ export class InspectorPanel implements vscode.Disposable {
 
   private load(): void {
     loadWebview(this.panel, this.context.extensionUri, 'inspector', this.panel.title);
+  }
+
+  /** A fresh panel in this one's place, on the same run and step: this one's webview never started. */
+  private replace(): void {
+    const place = replacementPlace(this.panel);
+    const dir = this.model?.dir;
+    const step = this.requestedStep;
+    this.dispose();
+    if (dir) InspectorPanel.create(this.context, dir, step, place, true);
   }
 
   dispose(): void {

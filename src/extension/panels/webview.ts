@@ -38,17 +38,19 @@ export function loadWebview(panel: vscode.WebviewPanel, extensionUri: vscode.Uri
 
 /**
  * Watches a panel's webview start. Its script says `ready` as soon as it
- * runs; a webview whose files never arrived stays empty (seen in VS Code for
- * the web under load). When `ready` has not come `timeoutMs` after the
- * webview (re)loaded in view, it is loaded once more and the miss is logged;
- * a second miss is logged as an error, and the page itself says what to do
- * (src/panels/html.ts, bootMessage). A hidden panel's webview is torn down
- * and rebuilt when shown again (retainContextWhenHidden is off), so the watch
- * pauses while hidden and starts over when it shows.
+ * runs. Two ways it never does, both seen in VS Code for the web under load:
+ * its files never arrive (the page then says what to do itself: html.ts,
+ * bootMessage), or the editor's frame around the webview never takes the page
+ * in at all, which leaves the tab blank however often the HTML is set again.
+ * So when `ready` has not come `timeoutMs` after the webview (re)loaded in
+ * view, the panel is replaced by a fresh one (a new frame) in the same place,
+ * and the miss is logged; a replacement that misses too is logged as an error
+ * and not replaced again. A hidden panel's webview is torn down and rebuilt
+ * when shown again (retainContextWhenHidden is off), so the watch pauses while
+ * hidden and starts over when it shows.
  */
 export class WebviewBoot implements vscode.Disposable {
   private timer: NodeJS.Timeout | undefined;
-  private misses = 0;
   private visible: boolean;
   private readonly subscription: vscode.Disposable;
 
@@ -56,9 +58,11 @@ export class WebviewBoot implements vscode.Disposable {
     private readonly panel: vscode.WebviewPanel,
     private readonly what: string,
     private readonly log: vscode.LogOutputChannel,
-    /** Sets the webview's HTML again. */
-    private readonly reload: () => void,
-    private readonly timeoutMs = 20_000,
+    /** Disposes this panel and opens a fresh one showing the same thing, marked as a replacement. */
+    private readonly replace: () => void,
+    /** This panel replaced one whose webview never started. */
+    private readonly replacement: boolean,
+    private readonly timeoutMs = 12_000,
   ) {
     this.visible = panel.visible;
     this.subscription = panel.onDidChangeViewState(() => {
@@ -71,15 +75,13 @@ export class WebviewBoot implements vscode.Disposable {
 
   /** The webview was given its HTML (a new run to show, or a first load). */
   loading(): void {
-    this.misses = 0;
     this.arm();
   }
 
   /** The script runs. */
   ready(): void {
+    if (this.timer && this.replacement) this.log.info(`${this.what}: the new panel's webview started.`);
     this.disarm();
-    if (this.misses > 0) this.log.info(`${this.what}: its webview started after ${this.misses} reload(s).`);
-    this.misses = 0;
   }
 
   dispose(): void {
@@ -99,16 +101,19 @@ export class WebviewBoot implements vscode.Disposable {
 
   private missed(): void {
     this.timer = undefined;
-    this.misses++;
     const seconds = Math.round(this.timeoutMs / 1000);
-    if (this.misses === 1) {
-      this.log.warn(`${this.what}: its webview's script did not start within ${seconds} s (its files did not arrive); loading it again.`);
-      this.reload();
-      this.arm();
+    if (!this.replacement) {
+      this.log.warn(`${this.what}: its webview's script did not start within ${seconds} s; replacing the panel with a new one.`);
+      this.replace();
     } else {
-      this.log.error(`${this.what}: its webview's script did not start within ${seconds} s after a reload either. The panel says what to do: close and reopen it, or run Developer: Reload Webviews.`);
+      this.log.error(`${this.what}: the webview of a new panel did not start within ${seconds} s either. Close the tab and open it again, or run Developer: Reload Webviews.`);
     }
   }
+}
+
+/** Where a panel that replaces `panel` opens: its column, with focus only when it had it. */
+export function replacementPlace(panel: vscode.WebviewPanel): { viewColumn: vscode.ViewColumn; preserveFocus: boolean } {
+  return { viewColumn: panel.viewColumn ?? vscode.ViewColumn.Active, preserveFocus: !panel.active };
 }
 
 /** Writes what a webview exported (CSV, PNG) where the user chooses: webviews never download (STYLE.md, habit 9). */
