@@ -138,6 +138,7 @@ export const defaultTrainConfig: TrainConfig = {
   evalSize: 1000,
   method: 'uniform',
   filterRatio: 0.8,
+  // The paper's 16 draws; 8 and 4 did not beat it over five seeds (docs/results.md, "The joint sampler's chunks").
   chunks: 16,
   jointNormalization: 'sum',
   selectionTemperature: 1,
