@@ -3,7 +3,7 @@
     {
       "target_name": "sift_blas",
       "sources": ["sift_blas.c"],
-      "cflags": ["-O2"],
+      "cflags": ["-O3", "-ffast-math"],
       "conditions": [
         ["OS=='mac'", {
           "defines": ["SIFT_ACCELERATE"],
@@ -11,7 +11,8 @@
         }],
         ["OS=='linux'", {
           "include_dirs": ["/usr/include/x86_64-linux-gnu/openblas-pthread", "/usr/include/aarch64-linux-gnu/openblas-pthread", "/usr/include/openblas"],
-          "libraries": ["-lopenblas"]
+          "libraries": ["-lopenblas"],
+          "cflags": ["-march=native"]
         }]
       ]
     }

@@ -8,6 +8,12 @@
  * OpenBLAS on one core of the same machine (measured, docs/results.md);
  * matMuls are most of a training step. Without the addon (not built, no BLAS,
  * the .vsix) the wasm kernel runs as before.
+ *
+ * The addon also fuses the model's elementwise work (kernels `SiftGelu`,
+ * `SiftGeluGrad`, `SiftLayerNorm`, `SiftLayerNormGrad`, `SiftAffine`; ops.ts
+ * uses them where `nativeKernels()`): wasm runs GELU as three kernels, its
+ * gradient as six, a layer norm as nine, and at half-resolution scoring
+ * those passes cost as much as the matMuls (docs/results.md).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -15,6 +21,12 @@ import * as tf from '@tensorflow/tfjs-core';
 
 interface BlasAddon {
   sgemm(memory: ArrayBuffer, a: number, b: number, out: number, batch: number, m: number, n: number, k: number, transposeA: boolean, transposeB: boolean): void;
+  // The fused kernels; absent from addons built before they existed.
+  gelu?(memory: ArrayBuffer, x: number, value: number, gate: number, count: number): void;
+  geluGrad?(memory: ArrayBuffer, dy: number, x: number, gate: number, dx: number, count: number): void;
+  layerNorm?(memory: ArrayBuffer, x: number, gain: number, bias: number, value: number, normed: number, inverseStd: number, rows: number, width: number, epsilon: number): void;
+  layerNormGrad?(memory: ArrayBuffer, dy: number, gain: number, normed: number, inverseStd: number, dx: number, rows: number, width: number): void;
+  affine?(memory: ArrayBuffer, x: number, w: number, b: number, out: number, m: number, n: number, k: number): void;
   setThreads(threads: number): void;
   blas: string;
 }
@@ -49,6 +61,12 @@ function findAddon(): string | undefined {
 }
 
 let status: NativeMatMulStatus | undefined;
+let fusedActive = false;
+
+/** Whether the fused `Sift*` kernels are registered for the backend in use (wasm, with an addon that has them). */
+export function nativeKernels(): boolean {
+  return fusedActive && tf.getBackend() === 'wasm';
+}
 
 /** Whether matMuls with a transpose flag are as fast as without: always off wasm, and on wasm through the native BLAS (wasm's own kernel falls to a naive loop for them). */
 export function transposeFlagsAreFast(): boolean {
@@ -113,5 +131,57 @@ export function useNativeMatMul(): NativeMatMulStatus {
       return out;
     },
   });
+  if (process.env.SIFT_NATIVE_FUSED !== '0') registerFused(addon);
   return (status = { active: true, blas: addon.blas });
+}
+
+/** The fused kernels on the wasm backend, where the addon has them (`SIFT_NATIVE_FUSED=0` keeps tfjs's kernels, to compare). */
+function registerFused(addon: BlasAddon): void {
+  const { gelu, geluGrad, layerNorm, layerNormGrad, affine } = addon;
+  if (!gelu || !geluGrad || !layerNorm || !layerNormGrad || !affine) return;
+  // Each kernel allocates its outputs first, then reads the memory: an allocation may have grown (and replaced) it.
+  const kernel = (kernelName: string, run: (wasm: WasmBackendInternals, inputs: Record<string, tf.TensorInfo>, at: (t: tf.TensorInfo) => number, attrs: Record<string, unknown>) => tf.TensorInfo | tf.TensorInfo[]): void => {
+    tf.registerKernel({
+      kernelName,
+      backendName: 'wasm',
+      kernelFunc: ({ inputs, backend, attrs }) => {
+        const wasm = backend as unknown as WasmBackendInternals;
+        return run(wasm, inputs as Record<string, tf.TensorInfo>, (t) => wasm.dataIdMap.get(t.dataId)!.memoryOffset, (attrs ?? {}) as Record<string, unknown>);
+      },
+    });
+  };
+  const memory = (wasm: WasmBackendInternals): ArrayBuffer => wasm.wasm.HEAPU8.buffer as ArrayBuffer;
+  kernel('SiftGelu', (wasm, { x }, at) => {
+    const value = wasm.makeOutput([...x.shape], 'float32');
+    const gate = wasm.makeOutput([...x.shape], 'float32');
+    gelu(memory(wasm), at(x), at(value), at(gate), product(x.shape));
+    return [value, gate];
+  });
+  kernel('SiftGeluGrad', (wasm, { dy, x, gate }, at) => {
+    const dx = wasm.makeOutput([...x.shape], 'float32');
+    geluGrad(memory(wasm), at(dy), at(x), at(gate), at(dx), product(x.shape));
+    return dx;
+  });
+  kernel('SiftLayerNorm', (wasm, { x, gain, bias }, at, { epsilon }) => {
+    const [rows, width] = x.shape;
+    const value = wasm.makeOutput([rows, width], 'float32');
+    const normed = wasm.makeOutput([rows, width], 'float32');
+    const inverseStd = wasm.makeOutput([rows, 1], 'float32');
+    layerNorm(memory(wasm), at(x), at(gain), at(bias), at(value), at(normed), at(inverseStd), rows, width, epsilon as number);
+    return [value, normed, inverseStd];
+  });
+  kernel('SiftLayerNormGrad', (wasm, { dy, gain, normed, inverseStd }, at) => {
+    const [rows, width] = normed.shape;
+    const dx = wasm.makeOutput([rows, width], 'float32');
+    layerNormGrad(memory(wasm), at(dy), at(gain), at(normed), at(inverseStd), at(dx), rows, width);
+    return dx;
+  });
+  kernel('SiftAffine', (wasm, { x, w, b }, at) => {
+    const [m, k] = x.shape;
+    const n = w.shape[1];
+    const out = wasm.makeOutput([m, n], 'float32');
+    affine(memory(wasm), at(x), at(w), at(b), at(out), m, n, k);
+    return out;
+  });
+  fusedActive = true;
 }

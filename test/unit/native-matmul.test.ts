@@ -1,13 +1,15 @@
 /**
  * The native matMul addon (src/core/nativeMatMul.ts) gives the same products
- * as a plain triple loop, for every shape and transpose the model uses.
+ * as a plain triple loop, for every shape and transpose the model uses, and
+ * its fused elementwise kernels what tfjs's own kernels give.
  * Skipped where the addon is not built, unless SIFT_REQUIRE_NATIVE=1.
  */
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../src/core/backend';
-import { useNativeMatMul } from '../../src/core/nativeMatMul';
+import { dense, gelu, layerNorm } from '../../src/core/model/ops';
+import { nativeKernels, useNativeMatMul } from '../../src/core/nativeMatMul';
 import { Rng } from '../../src/core/random';
 
 let active = false;
@@ -86,4 +88,48 @@ test('a broadcast batch, which the native kernel does not take, still multiplies
   assert.deepEqual(broadcast.shape, [2, 3, 5]);
   const tiled = tf.matMul(a, tf.tile(tf.expandDims(b, 0), [2, 1, 1]));
   broadcast.dataSync().forEach((value, i) => assert.ok(Math.abs(value - tiled.dataSync()[i]) < 1e-4));
+});
+
+test('the fused GELU, layer norm and x·w + b kernels give what tfjs computes on its cpu backend, values and gradients', async (t) => {
+  if (!active) {
+    t.skip(`native matMul not active: ${why}`);
+    return;
+  }
+  assert.ok(nativeKernels(), 'the addon has the fused kernels');
+  // Shapes like the model's (rows of 64 or 128 wide) and odd ones; large inputs saturate GELU's gate.
+  const cases = [
+    { rows: 96, width: 64, out: 128 },
+    { rows: 7, width: 33, out: 5 },
+  ];
+  for (const { rows, width, out } of cases) {
+    const seed = rows * 1000 + width;
+    const x = Array.from(random([rows, width], seed).dataSync());
+    x[0] = 60;
+    x[1] = -60;
+    const gain = Array.from(random([width], seed + 1).dataSync());
+    const bias = Array.from(random([width], seed + 2).dataSync());
+    const w = Array.from(random([width, out], seed + 3).dataSync());
+    const b = Array.from(random([out], seed + 4).dataSync());
+    const upstream = Array.from(random([rows, out], seed + 5).dataSync());
+    // Every fused op in one chain, with a weighted sum as the loss so every output element gets its own gradient.
+    const run = (): number[][] =>
+      tf.tidy(() => {
+        const inputs = [tf.tensor2d(x, [rows, width]), tf.tensor1d(gain), tf.tensor1d(bias), tf.tensor2d(w, [width, out]), tf.tensor1d(b)];
+        const forward = (xs: tf.Tensor, g: tf.Tensor, be: tf.Tensor, ws: tf.Tensor, bs: tf.Tensor): tf.Tensor =>
+          dense(gelu(layerNorm(gelu(xs), g as tf.Tensor1D, be as tf.Tensor1D)), ws as tf.Tensor2D, bs as tf.Tensor1D);
+        const value = forward(...(inputs as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]));
+        const grads = tf.grads((...args: tf.Tensor[]) => tf.sum(tf.mul(forward(...(args as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor])), tf.tensor2d(upstream, [rows, out]))))(inputs);
+        return [value, ...grads].map((tensor) => Array.from(tensor.dataSync()));
+      });
+    const fused = run();
+    await tf.setBackend('cpu');
+    const plain = run();
+    await tf.setBackend('wasm');
+    const names = ['value', 'd x', 'd gain', 'd bias', 'd w', 'd b'];
+    fused.forEach((got, n) => {
+      const want = plain[n];
+      const scale = Math.max(1, ...want.map(Math.abs));
+      got.forEach((value, i) => assert.ok(Math.abs(value - want[i]) <= 2e-4 * scale, `[${rows}×${width}] ${names[n]} at ${i}: fused ${value}, tfjs ${want[i]}`));
+    });
+  }
 });

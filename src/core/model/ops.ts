@@ -20,7 +20,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-core's entry point registers no gradients; the union package does it with this import.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { transposeFlagsAreFast } from '../nativeMatMul';
+import { nativeKernels, transposeFlagsAreFast } from '../nativeMatMul';
 
 type GradFunc = Parameters<typeof tf.customGrad>[0];
 
@@ -64,7 +64,8 @@ export const matMul = tf.customGrad(((a: tf.Tensor2D, b: tf.Tensor2D, save: tf.G
 const affine = tf.customGrad(((x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, save: tf.GradSaveFunc) => {
   save([x, w]);
   return {
-    value: tf.add(tf.matMul(x, w), b),
+    // One sgemm onto the bias where the native addon runs it (nativeMatMul.ts).
+    value: nativeKernels() ? (tf.engine().runKernel('SiftAffine', { x, w, b }) as tf.Tensor2D) : tf.add(tf.matMul(x, w), b),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [savedX, savedW] = saved as tf.Tensor2D[];
       const g = dy as tf.Tensor2D;
@@ -120,17 +121,31 @@ export function embed(table: tf.Tensor2D, ids: tf.Tensor): tf.Tensor {
  * (a dozen kernels instead of autodiff's ~30 through `moments`).
  */
 const layerNorm2d = tf.customGrad(((x: tf.Tensor2D, gain: tf.Tensor1D, bias: tf.Tensor1D, save: tf.GradSaveFunc) => {
-  const { mean, variance } = tf.moments(x, 1, true);
-  const inverseStd = tf.rsqrt(tf.add(variance, layerNormEpsilon));
-  const normed = tf.mul(tf.sub(x, mean), inverseStd) as tf.Tensor2D;
+  // One pass each way per row where the native addon runs it (nativeMatMul.ts), else tfjs's kernels.
+  const native = nativeKernels();
+  let value: tf.Tensor | undefined;
+  let normed: tf.Tensor;
+  let inverseStd: tf.Tensor;
+  if (native) {
+    [value, normed, inverseStd] = tf.engine().runKernel('SiftLayerNorm', { x, gain, bias }, { epsilon: layerNormEpsilon }) as tf.Tensor[];
+  } else {
+    const { mean, variance } = tf.moments(x, 1, true);
+    inverseStd = tf.rsqrt(tf.add(variance, layerNormEpsilon));
+    normed = tf.mul(tf.sub(x, mean), inverseStd);
+  }
   save([normed, inverseStd, gain]);
   return {
-    value: tf.add(tf.mul(normed, gain), bias),
+    value: value ?? tf.add(tf.mul(normed, gain), bias),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [savedNormed, savedInverseStd, savedGain] = saved;
       const g = dy as tf.Tensor2D;
-      const scaled = tf.mul(g, savedGain);
-      const dx = tf.mul(tf.sub(tf.sub(scaled, tf.mean(scaled, 1, true)), tf.mul(savedNormed, tf.mean(tf.mul(scaled, savedNormed), 1, true))), savedInverseStd);
+      let dx: tf.Tensor;
+      if (native) {
+        dx = tf.engine().runKernel('SiftLayerNormGrad', { dy: g, gain: savedGain, normed: savedNormed, inverseStd: savedInverseStd }) as tf.Tensor;
+      } else {
+        const scaled = tf.mul(g, savedGain);
+        dx = tf.mul(tf.sub(tf.sub(scaled, tf.mean(scaled, 1, true)), tf.mul(savedNormed, tf.mean(tf.mul(scaled, savedNormed), 1, true))), savedInverseStd);
+      }
       return [dx, sumRows(tf.mul(g, savedNormed) as tf.Tensor2D), sumRows(g)];
     },
   };
@@ -149,12 +164,15 @@ export function layerNorm(x: tf.Tensor, gain: tf.Tensor1D, bias: tf.Tensor1D): t
  * cheap and smooth; gradient σ(1.702x)·(1 + 1.702x·(1 − σ(1.702x))).
  */
 export const gelu = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
-  const gate = tf.sigmoid(tf.mul(x, 1.702));
+  // One pass each way where the native addon runs it (nativeMatMul.ts), else tfjs's kernels.
+  const native = nativeKernels() && x.dtype === 'float32';
+  const [value, gate] = native ? (tf.engine().runKernel('SiftGelu', { x }) as tf.Tensor[]) : [undefined, tf.sigmoid(tf.mul(x, 1.702))];
   save([x, gate]);
   return {
-    value: tf.mul(x, gate),
+    value: value ?? tf.mul(x, gate),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [savedX, savedGate] = saved;
+      if (native) return [tf.engine().runKernel('SiftGeluGrad', { dy, x: savedX, gate: savedGate }) as tf.Tensor];
       const slope = tf.mul(savedGate, tf.add(1, tf.mul(tf.mul(savedX, 1.702), tf.sub(1, savedGate))));
       return [tf.mul(dy, slope)];
     },
