@@ -49,3 +49,24 @@ test('SIFT_TFJS_FLAGS sets TensorFlow.js flags for the chosen backend; a wrong o
   assert.throws(() => applyTfjsFlags('WEBGPU_NO_SUCH_FLAG=1'), /TensorFlow\.js has no flag WEBGPU_NO_SUCH_FLAG on the wasm backend; it has: .*WASM_HAS_SIMD_SUPPORT/);
   assert.throws(() => applyTfjsFlags('DEBUG'), /"DEBUG" is not NAME=value/);
 });
+
+test('on wasm a clone shares its source\'s data yet outlives it, and a variable\'s clone keeps the old value after assign', async () => {
+  await selectBackend('wasm');
+  const backend = tf.backend() as unknown as { refCount(dataId: object): number };
+  const source = tf.tensor([1, 2, 3]);
+  const copy = tf.clone(source);
+  // Shared, not copied: one buffer, counted twice.
+  assert.equal(copy.dataId, source.dataId);
+  assert.equal(backend.refCount(source.dataId), 2);
+  source.dispose();
+  assert.deepEqual(Array.from(copy.dataSync()), [1, 2, 3]);
+  copy.dispose();
+  assert.equal(backend.refCount(source.dataId), 0, 'the buffer is freed with its last tensor');
+
+  const variable = tf.variable(tf.tensor([4, 5]));
+  const saved = tf.clone(variable);
+  variable.assign(tf.tensor([6, 7]));
+  assert.deepEqual(Array.from(saved.dataSync()), [4, 5]);
+  assert.deepEqual(Array.from(variable.dataSync()), [6, 7]);
+  tf.dispose([variable, saved]);
+});
