@@ -11,8 +11,7 @@
         }],
         ["OS=='linux'", {
           "include_dirs": ["/usr/include/x86_64-linux-gnu/openblas-pthread", "/usr/include/aarch64-linux-gnu/openblas-pthread", "/usr/include/openblas"],
-          "libraries": ["-lopenblas"],
-          "cflags": ["-march=native"]
+          "libraries": ["-lopenblas"]
         }]
       ]
     }
