@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-import { useNativeMatMul, type NativeMatMulStatus } from './nativeMatMul';
+import { replaceWasmKernel, useNativeMatMul, type NativeMatMulStatus } from './nativeMatMul';
 
 export { backendNames, type BackendChoice, type BackendName } from './backendNames';
 import { backendNames, type BackendChoice, type BackendName } from './backendNames';
@@ -571,20 +571,12 @@ let identityShared = false;
  */
 function shareWasmIdentity(): void {
   if (identityShared) return;
-  const copying = tf.getKernel('Identity', 'wasm');
-  if (!copying) return;
-  tf.unregisterKernel('Identity', 'wasm');
-  tf.registerKernel({
-    kernelName: 'Identity',
-    backendName: 'wasm',
-    kernelFunc: (args) => {
-      const x = args.inputs.x as tf.TensorInfo;
-      if (x.dtype === 'string') return copying.kernelFunc(args);
-      (args.backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
-      return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
-    },
+  identityShared = replaceWasmKernel('Identity', (copying) => (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    if (x.dtype === 'string') return copying(args);
+    (args.backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
+    return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
   });
-  identityShared = true;
 }
 
 /** Probes every backend without changing the current one: what `sift doctor` shows. */

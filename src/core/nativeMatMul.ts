@@ -101,38 +101,44 @@ export function useNativeMatMul(): NativeMatMulStatus {
   } catch (error) {
     return (status = { active: false, reason: `the native matMul addon ${file} did not load: ${(error as Error).message.split('\n')[0]}`, fix: 'npm run build:native' });
   }
-  const wasmMatMul = tf.getKernel('BatchMatMul', 'wasm');
-  if (!wasmMatMul) return (status = { active: false, reason: 'the wasm backend is not registered' });
+  const replaced = replaceWasmKernel('BatchMatMul', (wasmMatMul) => (args) => {
+    const a = args.inputs.a as tf.TensorInfo;
+    const b = args.inputs.b as tf.TensorInfo;
+    const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
+    const batch = product(a.shape.slice(0, -2));
+    const rankA = a.shape.length;
+    const rankB = b.shape.length;
+    const m = transposeA ? a.shape[rankA - 1] : a.shape[rankA - 2];
+    const k = transposeA ? a.shape[rankA - 2] : a.shape[rankA - 1];
+    const n = transposeB ? b.shape[rankB - 2] : b.shape[rankB - 1];
+    // Broadcast batches, other dtypes and empty operands keep wasm's kernel.
+    if (rankA < 2 || rankB < 2 || batch !== product(b.shape.slice(0, -2)) || a.dtype !== 'float32' || b.dtype !== 'float32' || m * n * k === 0) {
+      return wasmMatMul(args);
+    }
+    const backend = args.backend as unknown as WasmBackendInternals;
+    const out = backend.makeOutput([...a.shape.slice(0, -2), m, n], 'float32');
+    const offset = (t: tf.TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
+    // Read the memory after makeOutput: an allocation may have grown (and replaced) it.
+    addon.sgemm(backend.wasm.HEAPU8.buffer as ArrayBuffer, offset(a), offset(b), offset(out), batch, m, n, k, transposeA, transposeB);
+    return out;
+  });
+  if (!replaced) return (status = { active: false, reason: 'the wasm backend is not registered' });
   // Replica threads parallelise whole steps; one BLAS thread each keeps the cores from being oversubscribed.
   addon.setThreads(1);
-  tf.unregisterKernel('BatchMatMul', 'wasm');
-  tf.registerKernel({
-    kernelName: 'BatchMatMul',
-    backendName: 'wasm',
-    kernelFunc: (args) => {
-      const a = args.inputs.a as tf.TensorInfo;
-      const b = args.inputs.b as tf.TensorInfo;
-      const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
-      const batch = product(a.shape.slice(0, -2));
-      const rankA = a.shape.length;
-      const rankB = b.shape.length;
-      const m = transposeA ? a.shape[rankA - 1] : a.shape[rankA - 2];
-      const k = transposeA ? a.shape[rankA - 2] : a.shape[rankA - 1];
-      const n = transposeB ? b.shape[rankB - 2] : b.shape[rankB - 1];
-      // Broadcast batches, other dtypes and empty operands keep wasm's kernel.
-      if (rankA < 2 || rankB < 2 || batch !== product(b.shape.slice(0, -2)) || a.dtype !== 'float32' || b.dtype !== 'float32' || m * n * k === 0) {
-        return wasmMatMul.kernelFunc(args);
-      }
-      const backend = args.backend as unknown as WasmBackendInternals;
-      const out = backend.makeOutput([...a.shape.slice(0, -2), m, n], 'float32');
-      const offset = (t: tf.TensorInfo): number => backend.dataIdMap.get(t.dataId)!.memoryOffset;
-      // Read the memory after makeOutput: an allocation may have grown (and replaced) it.
-      addon.sgemm(backend.wasm.HEAPU8.buffer as ArrayBuffer, offset(a), offset(b), offset(out), batch, m, n, k, transposeA, transposeB);
-      return out;
-    },
-  });
   if (process.env.SIFT_NATIVE_FUSED !== '0') registerFused(addon);
   return (status = { active: true, blas: addon.blas });
+}
+
+/**
+ * Swaps the wasm backend's kernel `kernelName` for `wrap(its own kernel)`, so
+ * that the new one can fall back to it; false when wasm has no such kernel.
+ */
+export function replaceWasmKernel(kernelName: string, wrap: (original: tf.KernelFunc) => tf.KernelFunc): boolean {
+  const original = tf.getKernel(kernelName, 'wasm');
+  if (!original) return false;
+  tf.unregisterKernel(kernelName, 'wasm');
+  tf.registerKernel({ kernelName, backendName: 'wasm', kernelFunc: wrap(original.kernelFunc) });
+  return true;
 }
 
 /** The fused kernels on the wasm backend, where the addon has them (`SIFT_NATIVE_FUSED=0` keeps tfjs's kernels, to compare). */

@@ -165,7 +165,7 @@ export function layerNorm(x: tf.Tensor, gain: tf.Tensor1D, bias: tf.Tensor1D): t
  */
 export const gelu = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
   // One pass each way where the native addon runs it (nativeMatMul.ts), else tfjs's kernels.
-  const native = nativeKernels() && x.dtype === 'float32';
+  const native = nativeKernels();
   const [value, gate] = native ? (tf.engine().runKernel('SiftGelu', { x }) as tf.Tensor[]) : [undefined, tf.sigmoid(tf.mul(x, 1.702))];
   save([x, gate]);
   return {
