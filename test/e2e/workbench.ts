@@ -331,18 +331,19 @@ export class Workbench {
   /** Right-clicks a run in the Runs view and chooses a context menu entry. */
   async contextMenu(rowText: string | RegExp, entry: string): Promise<void> {
     const item = this.page.locator('.context-view .action-item', { hasText: entry }).first();
-    // A row that redraws under the pointer (a training run's row changes every few steps) can swallow the right-click too: open the menu again.
+    // A row that redraws under the pointer (a training run's row changes every few steps) can swallow the
+    // right-click, or close the menu before the entry is clicked: open the menu again.
     for (let attempt = 1; ; attempt++) {
       await this.runRow(rowText).click({ button: 'right' });
       try {
         await item.waitFor({ timeout: 5_000 });
+        await item.click({ timeout: 5_000 });
         break;
       } catch (err) {
-        if (attempt >= 3) throw err;
+        if (attempt >= 4) throw err;
         await this.page.keyboard.press('Escape');
       }
     }
-    await item.click();
     // A row that redraws under the pointer can swallow the click: the entry stays focused, and Enter chooses it.
     for (let attempt = 0; attempt < 3 && (await item.count()) > 0; attempt++) {
       await sleep(500);
