@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-import { replaceWasmKernel, useNativeMatMul, type NativeMatMulStatus } from './nativeMatMul';
+import { replaceWasmKernel, useNativeMatMul, type NativeMatMulStatus, type WasmBackendInternals } from './nativeMatMul';
 
 export { backendNames, type BackendChoice, type BackendName } from './backendNames';
 import { backendNames, type BackendChoice, type BackendName } from './backendNames';
@@ -553,7 +553,10 @@ export async function selectBackend(choice: BackendChoice = 'auto'): Promise<Bac
   }
   // Only the chosen backend's kernels are swapped: wasm's matMul through the native BLAS where it is built.
   const matMul = chosen === 'wasm' ? useNativeMatMul() : undefined;
-  if (chosen === 'wasm') shareWasmIdentity();
+  if (chosen === 'wasm') {
+    shareWasmIdentity();
+    gatherWasmRows();
+  }
   const flags = applyTfjsFlags();
   current = { chosen, tfBackend: tf.getBackend(), attempts, warning, ...(matMul ? { matMul } : {}), ...(flags ? { flags } : {}) };
   return current;
@@ -576,6 +579,44 @@ function shareWasmIdentity(): void {
     if (x.dtype === 'string') return copying(args);
     (args.backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
     return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+  });
+}
+
+let rowsGathered = false;
+
+/**
+ * wasm's GatherV2 (tfjs-backend-wasm 4.22) walks its output element by
+ * element, recomputing every index: the caption tokens' embedding lookup of
+ * a scored super-batch (320 × 16 rows of 64) took 13 ms, more than the text
+ * tower's matMuls. A gather along the first axis is a row copy per index;
+ * this one does those copies in the wasm memory. Other gathers (another
+ * axis, batch dimensions, 1- or 8-byte types, an index out of range) keep
+ * wasm's kernel, and with it its behaviour.
+ */
+function gatherWasmRows(): void {
+  if (rowsGathered) return;
+  rowsGathered = replaceWasmKernel('GatherV2', (elementwise) => (args) => {
+    const { x, indices } = args.inputs as { x: tf.TensorInfo; indices: tf.TensorInfo };
+    const { axis, batchDims } = args.attrs as unknown as { axis: number; batchDims: number };
+    const rank = x.shape.length;
+    if (rank === 0 || (axis !== 0 && axis !== -rank) || batchDims !== 0 || indices.dtype !== 'int32' || (x.dtype !== 'float32' && x.dtype !== 'int32')) return elementwise(args);
+    const wasm = args.backend as unknown as WasmBackendInternals;
+    const offset = (t: tf.TensorInfo): number => wasm.dataIdMap.get(t.dataId)!.memoryOffset;
+    const rows = x.shape[0];
+    const count = indices.shape.reduce((a, b) => a * b, 1);
+    const rowBytes = x.shape.slice(1).reduce((a, b) => a * b, 1) * 4;
+    const ids = (): Int32Array => new Int32Array(wasm.wasm.HEAPU8.buffer, offset(indices), count);
+    if (count === 0 || rowBytes === 0 || ids().some((id) => id < 0 || id >= rows)) return elementwise(args);
+    const out = wasm.makeOutput([...indices.shape, ...x.shape.slice(1)], x.dtype);
+    // Read the memory after makeOutput: an allocation may have grown (and replaced) it.
+    const heap = wasm.wasm.HEAPU8;
+    const source = offset(x);
+    let target = offset(out);
+    for (const id of ids()) {
+      heap.copyWithin(target, source + id * rowBytes, source + (id + 1) * rowBytes);
+      target += rowBytes;
+    }
+    return out;
   });
 }
 

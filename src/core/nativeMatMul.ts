@@ -40,8 +40,8 @@ export interface NativeMatMulStatus {
   fix?: string;
 }
 
-/** The parts of tfjs-backend-wasm's backend object the kernel reads. */
-interface WasmBackendInternals {
+/** The parts of tfjs-backend-wasm's backend object Sift's kernels read. */
+export interface WasmBackendInternals {
   wasm: { HEAPU8: Uint8Array };
   dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;

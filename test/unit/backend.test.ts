@@ -70,3 +70,24 @@ test('on wasm a clone shares its source\'s data yet outlives it, and a variable\
   assert.deepEqual(Array.from(variable.dataSync()), [6, 7]);
   tf.dispose([variable, saved]);
 });
+
+test('on wasm a row gather (the caption embedding lookup) gives the rows asked for, in their order and shape, and other gathers still work', async () => {
+  await selectBackend('wasm');
+  const table = tf.tensor2d([0, 1, 10, 11, 20, 21, 30, 31], [4, 2]);
+  const ids = tf.tensor2d([3, 0, 3, 1, 2, 2], [2, 3], 'int32');
+  const rows = tf.gather(table, ids);
+  assert.deepEqual(rows.shape, [2, 3, 2]);
+  assert.deepEqual(Array.from(rows.dataSync()), [30, 31, 0, 1, 30, 31, 10, 11, 20, 21, 20, 21]);
+  // int32 tables, 3-D rows and a negative axis that names the first one.
+  const ints = tf.tensor3d([1, 2, 3, 4, 5, 6, 7, 8], [2, 2, 2], 'int32');
+  assert.deepEqual(tf.gather(ints, tf.tensor1d([1, 1, 0], 'int32'), -3).arraySync(), [[[5, 6], [7, 8]], [[5, 6], [7, 8]], [[1, 2], [3, 4]]]);
+  // Along another axis: the columns.
+  assert.deepEqual(tf.gather(table, tf.tensor1d([1, 0], 'int32'), 1).arraySync(), [[1, 0], [11, 10], [21, 20], [31, 30]]);
+  // A gather into a table too big for the wasm memory as it stands: the memory grows while the rows are copied.
+  const big = tf.fill([1 << 16, 64], 2.5);
+  const picked = tf.gather(big, tf.tensor1d(Array.from({ length: 4096 }, (_, i) => (i * 7919) % (1 << 16)), 'int32'));
+  const values = picked.dataSync();
+  assert.equal(values.length, 4096 * 64);
+  assert.ok(values.every((v) => v === 2.5));
+  tf.dispose([table, ids, rows, ints, big, picked]);
+});
