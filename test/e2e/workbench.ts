@@ -167,7 +167,21 @@ export class Workbench {
     const browser = await chromium.launch({
       executablePath: process.env.SIFT_E2E_CHROMIUM ?? '/usr/bin/chromium',
       headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      // Chromium holds back low-priority work (service-worker updates among it) until a newly started
+      // browser's page has been idle for a second, or a minute has passed. Each webview registers a
+      // service worker, one at a time, so with runs training fast a webview opened in the suite's first
+      // minute could wait that minute, blank (src/extension/panels/webview.ts, WebviewBoot). A user's
+      // browser has long since started; this one starts with each test file.
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-dev-shm-usage',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--enable-features=ImprovedStartupBestEffortDelay:StartupDelayVisibleTabTimeout/0s',
+      ],
     });
     const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
     const page = await context.newPage();

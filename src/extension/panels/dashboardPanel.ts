@@ -21,7 +21,8 @@ export class DashboardPanel implements vscode.Disposable {
   /** Run id → folder: worker events and `inspect` name runs by id. */
   private readonly dirs = new Map<string, string>();
   private view: DashboardView;
-  private ready = false;
+  /** The webview has its snapshot and shows: only then do deltas go to it (see webviewOptions). */
+  private live = false;
   /** The runs the panel opened with, read (a chunk at a time: a long run takes a moment). */
   private readonly loaded: Promise<void>;
   private readonly flushTimer: NodeJS.Timeout;
@@ -64,11 +65,14 @@ export class DashboardPanel implements vscode.Disposable {
     this.disposables.push(
       this.boot,
       panel.onDidDispose(() => this.dispose()),
+      panel.onDidChangeViewState(() => {
+        if (!panel.visible) this.live = false;
+      }),
       panel.webview.onDidReceiveMessage((message: unknown) => void this.receive(message)),
       { dispose: context.manager.onEvent((event) => event.type === 'worker' && event.run.run && this.fromWorker(event.run.run.id, event.event)) },
     );
     this.flushTimer = setInterval(() => {
-      if (this.ready) this.post(...this.model.flush());
+      if (this.live) this.post(...this.model.flush());
     }, 250);
   }
 
@@ -143,7 +147,7 @@ export class DashboardPanel implements vscode.Disposable {
       await this.answer(raw);
     } catch (error) {
       // Reading a run failed mid-way (a damaged or vanished log): say so in the panel; deltas keep coming.
-      this.ready = true;
+      this.live = true;
       this.context.log.error(`Dashboard: ${(error as Error).stack ?? error}`);
       this.post({ type: 'notice', payload: { level: 'error', message: `Cannot show the runs: ${(error as Error).message}` } });
     }
@@ -160,11 +164,11 @@ export class DashboardPanel implements vscode.Disposable {
       case 'ready':
         this.boot.ready();
         this.view = message.payload.view;
-        this.ready = false;
+        this.live = false;
         await this.loaded;
         this.post(await this.model.snapshot(this.view), ...this.notices());
         // Deltas only after the snapshot they build on.
-        this.ready = true;
+        this.live = this.panel.visible;
         return;
       case 'view':
         this.view = message.payload.view;

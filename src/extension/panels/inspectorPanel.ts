@@ -31,19 +31,18 @@ export class InspectorPanel implements vscode.Disposable {
   private readonly disposables: vscode.Disposable[] = [];
   private readonly boot: WebviewBoot;
   /**
-   * Deltas from the worker waiting to be posted, the newest of each kind. A
-   * run on the native matMul reports dozens of steps a second, and posting
-   * each one keeps the webview re-drawing its step range while it loads (the
-   * suspected cause of a blank inspector seen in the end-to-end tests). Each
-   * delta carries the whole state of its kind, so the newest stands for the
-   * rest.
+   * Deltas from the worker waiting to be posted, the newest of each kind: a
+   * run on the native matMul reports dozens of steps a second. Each delta
+   * carries the whole state of its kind, so the newest stands for the rest.
    */
   private readonly pendingDeltas = new Map<InspectorHostMessage['type'], InspectorHostMessage>();
   private readonly deltas = new Coalescer(() => {
     const messages = [...this.pendingDeltas.values()];
     this.pendingDeltas.clear();
-    this.post(...messages);
+    if (this.live) this.post(...messages);
   }, deltaIntervalMs);
+  /** The webview has its snapshot and shows: only then do deltas go to it (see webviewOptions). */
+  private live = false;
 
   static createOrShow(context: PanelContext, dir: string, step?: number): InspectorPanel {
     const existing = InspectorPanel.current;
@@ -82,6 +81,9 @@ export class InspectorPanel implements vscode.Disposable {
     this.disposables.push(
       this.boot,
       panel.onDidDispose(() => this.dispose()),
+      panel.onDidChangeViewState(() => {
+        if (!panel.visible) this.live = false;
+      }),
       panel.webview.onDidReceiveMessage((message: unknown) => void this.receive(message)),
       { dispose: context.manager.onEvent((event) => event.type === 'worker' && event.run.run && void this.fromWorker(event.run.run.dir, event.event)) },
     );
@@ -97,6 +99,7 @@ export class InspectorPanel implements vscode.Disposable {
     }
     this.requestedStep = step;
     this.panel.title = `Sift Batches: ${this.model.runId}`;
+    this.live = false;
     this.load();
     this.boot.loading();
   }
@@ -131,7 +134,8 @@ export class InspectorPanel implements vscode.Disposable {
       } else if (event.type === 'status') {
         // In order: the steps before the status change first.
         this.deltas.flush();
-        this.post(model.updateStatus(event.state === 'finished' && event.reason === 'stopped' ? 'stopped' : event.state));
+        const status = model.updateStatus(event.state === 'finished' && event.reason === 'stopped' ? 'stopped' : event.state);
+        if (this.live) this.post(status);
       }
     } catch (error) {
       // Reading the run's selections failed (a damaged or vanished log): said once per event, in the panel and the log.
@@ -161,6 +165,7 @@ export class InspectorPanel implements vscode.Disposable {
           this.requestedStep = undefined;
           const view = step === undefined ? message.payload.view : { ...message.payload.view, step, follow: false };
           this.post(...(await model.snapshot(view)));
+          this.live = this.panel.visible;
           return;
         }
         case 'select-step':

@@ -19,6 +19,15 @@ export interface PanelContext {
 /** The only folder a panel's webview may load from. */
 export const webviewRoot = (extensionUri: vscode.Uri): vscode.Uri => vscode.Uri.joinPath(extensionUri, 'dist', 'webview');
 
+/**
+ * A hidden panel's webview is torn down (retainContextWhenHidden is off) and
+ * says `ready` again when shown. So a panel posts its live updates (deltas as
+ * a run trains) only from its answer to `ready` on, and only while it shows:
+ * the editor drops a message to a torn-down webview, but only after it has
+ * crossed to the window and been decoded there. At a fast step rate a hidden
+ * dashboard's deltas were a few hundred kB a second of such work, and a busy
+ * window can hold back a new webview's start (see WebviewBoot).
+ */
 export function webviewOptions(extensionUri: vscode.Uri): vscode.WebviewPanelOptions & vscode.WebviewOptions {
   return { enableScripts: true, retainContextWhenHidden: false, localResourceRoots: [webviewRoot(extensionUri)] };
 }
@@ -42,12 +51,18 @@ export function loadWebview(panel: vscode.WebviewPanel, extensionUri: vscode.Uri
  * its files never arrive (the page then says what to do itself: html.ts,
  * bootMessage), or the editor's frame around the webview never takes the page
  * in at all, which leaves the tab blank however often the HTML is set again.
- * So when `ready` has not come `timeoutMs` after the webview (re)loaded in
- * view, the panel is replaced by a fresh one (a new frame) in the same place,
- * and the miss is logged; a replacement that misses too is logged as an error
- * and not replaced again. A hidden panel's webview is torn down and rebuilt
- * when shown again (retainContextWhenHidden is off), so the watch pauses while
- * hidden and starts over when it shows.
+ * One cause of the latter is known: the frame takes the page in once the
+ * browser has registered the webview's service worker, one registration or
+ * update at a time for all webviews. A browser started moments before defers
+ * the update it queues after a webview loads until the window has been idle
+ * for a second, or for up to a minute while training keeps it busy; a webview
+ * opened meanwhile waits, and so would its replacement. So when `ready` has
+ * not come `timeoutMs` after the webview (re)loaded in view, the panel is
+ * replaced by a fresh one (a new frame) in the same place, and the miss is
+ * logged; a replacement that misses too is logged as an error and not
+ * replaced again. A hidden panel's webview is torn down and rebuilt when shown
+ * again (retainContextWhenHidden is off), so the watch pauses while hidden and
+ * starts over when it shows.
  */
 export class WebviewBoot implements vscode.Disposable {
   private timer: NodeJS.Timeout | undefined;
