@@ -46,7 +46,7 @@ export interface RunJson {
   updated: string;
   config: TrainConfig;
   seed: number;
-  backend?: { chosen: BackendName; attempts: BackendAttempt[]; warning?: string; matMul?: NativeMatMulStatus; threads?: number; threadsReason?: string };
+  backend?: { chosen: BackendName; attempts: BackendAttempt[]; warning?: string; matMul?: NativeMatMulStatus; threads?: number; threadsReason?: string; scoring?: string };
   data?: { train: DataSummary; eval: DataSummary; evalHeldOut: boolean };
   model?: { parameters: number; forwardFlopsPerExample: number; vocabSize: number };
   parent: string | null;

@@ -77,6 +77,14 @@ export interface TrainConfig {
    * keep selecting, mix (every other step a uniform batch), or uniform (no more scoring).
    */
   passedReference: 'keep' | 'mix' | 'uniform';
+  /**
+   * on: score the next step's super-batch with this step's weights (one step
+   * old when it is drawn from), so that where a CPU core is free it is scored
+   * on it while this step trains; off: score each super-batch with the
+   * weights it is trained with. The scores do not depend on where they are
+   * computed.
+   */
+  scoreAhead: 'on' | 'off';
   /** Share of each training batch trained at half resolution (Flexi-JEST). */
   lowResFraction: number;
   /** Optimizer steps. */
@@ -151,6 +159,7 @@ export const defaultTrainConfig: TrainConfig = {
   referenceResolution: 'low',
   scoreEvery: 1,
   passedReference: 'keep',
+  scoreAhead: 'on',
   lowResFraction: 0,
   steps: 600,
   batchSize: 64,
@@ -197,6 +206,7 @@ export const configHelp: Record<keyof TrainConfig, string> = {
   referenceResolution: 'resolution the reference embeds the pool at: full, low (half) or quarter',
   scoreEvery: 'score a cached pool of B + (k-1)*b candidates once every k steps; each step draws from the untrained rest',
   passedReference: 'once the learner passes its reference on clean-looking candidates: keep, mix (every other step uniform) or uniform',
+  scoreAhead: 'on: score the next super-batch with this step\'s weights, on a free CPU core while this step trains; off: with the weights it trains with',
   lowResFraction: 'share of each batch trained at half resolution',
   steps: 'optimizer steps',
   batchSize: 'pairs trained per step',
@@ -252,6 +262,7 @@ export const fieldKinds: Record<keyof TrainConfig, FieldKind> = {
   referenceResolution: { kind: 'enum', values: resolutions },
   scoreEvery: { kind: 'int', min: 1 },
   passedReference: { kind: 'enum', values: ['keep', 'mix', 'uniform'] },
+  scoreAhead: { kind: 'enum', values: ['on', 'off'] },
   lowResFraction: { kind: 'number', min: 0, max: 1 },
   steps: { kind: 'int', min: 1 },
   batchSize: { kind: 'int', min: 2 },
@@ -363,6 +374,11 @@ export function readConfigFile(file: string): Record<string, unknown> {
   return raw as Record<string, unknown>;
 }
 
+/** Whether the method's scores take the learner's pass over the candidates (easy-reference, and learnability with learnerWeight 0, do not). */
+export function scoresWithLearner(config: Pick<TrainConfig, 'method' | 'learnerWeight'>): boolean {
+  return config.method === 'hard-learner' || ((config.method === 'jest' || config.method === 'independent') && config.learnerWeight > 0);
+}
+
 export function needsReference(method: Method): boolean {
   return method === 'jest' || method === 'independent' || method === 'easy-reference';
 }
@@ -386,7 +402,7 @@ export function scoredPoolSize(config: Pick<TrainConfig, 'method' | 'batchSize' 
  * What a field meant before it existed, where its default has since changed:
  * a run written then resumes and branches with the behaviour it started with.
  */
-const absentFromOlderRuns: Partial<TrainConfig> = { learnerWeight: 1 };
+const absentFromOlderRuns: Partial<TrainConfig> = { learnerWeight: 1, scoreAhead: 'off' };
 
 /** The config of a run on disk (its run.json), fields added since filled as they behaved then. */
 export function savedConfig(saved: Partial<TrainConfig>): TrainConfig {

@@ -11,7 +11,7 @@ import type { SquareMatrix } from '../selection/scores';
 import type { AdamW } from './optimizer';
 import { expandRows } from './eval';
 import { embedShard, type Shard } from './replicaProtocol';
-import { localEmbedder, ReplicaPool, threadsFor, type Embedder } from './replicas';
+import { localEmbedder, ReplicaPool, scoringPlace, threadsFor, type Embedder, type ShardEmbeddings } from './replicas';
 
 /**
  * A loss's [pairLoss, logits] read back to the host, then freed. Async: the
@@ -24,6 +24,13 @@ export async function readPairMatrices(size: number, [pairLoss, logits]: tf.Tens
   } finally {
     tf.dispose([pairLoss, logits]);
   }
+}
+
+/** Candidates being embedded by `Learner.embedAhead`, with the logit scale [temperature, bias] of the weights that embed them. */
+export interface AheadEmbeddings {
+  embedded: Promise<ShardEmbeddings>;
+  texts: number;
+  logitScale: tf.Tensor1D;
 }
 
 /** A candidate set's per-pair loss and logit matrices (DESIGN.md: every score is built from them). */
@@ -48,24 +55,57 @@ export class Learner {
     readonly loss: LossKind,
     /** Replica threads; none when the learner runs in this thread alone. */
     private readonly replicas: ReplicaPool | undefined,
+    /** A thread for forward passes, on a core training leaves free. */
+    private readonly scorer: ReplicaPool | undefined,
   ) {
-    this.embedder = replicas ?? localEmbedder(model);
+    const local = replicas ?? localEmbedder(model);
+    const scorerThread = scorer;
+    // Forward passes (scoring, eval) split between this thread and the scoring thread, with the weights of now.
+    this.embedder = scorerThread
+      ? {
+          embed: (shard) => {
+            scorerThread.publish();
+            return scorerThread.embed(shard, local);
+          },
+        }
+      : local;
   }
 
   /**
    * A learner with `threads` threads (0 = auto, sized by the training work of
    * a step of `batchSize` pairs) where the backend is a CPU one; `onStart`
-   * hears of the threads it starts.
+   * hears of the threads it starts. With `scores`, forward passes get a
+   * thread of their own where training leaves a core free (`scoringPlace`).
    */
-  static async create(model: DualEncoder, optimizer: AdamW, loss: LossKind, backend: BackendName, threads: number, batchSize: number, onStart?: (message: string) => void): Promise<{ learner: Learner; threads: number; reason: string }> {
+  static async create(
+    model: DualEncoder,
+    optimizer: AdamW,
+    loss: LossKind,
+    backend: BackendName,
+    threads: number,
+    batchSize: number,
+    onStart?: (message: string) => void,
+    scores?: { ahead: boolean },
+  ): Promise<{ learner: Learner; threads: number; reason: string; scoring?: string }> {
     const perExample = forwardFlops(model.config);
     const chosen = threadsFor(threads, backend, 3 * (perExample.image + perExample.text) * batchSize);
     let replicas: ReplicaPool | undefined;
-    if (chosen.threads > 1) {
-      onStart?.(`Starting ${chosen.threads} training threads (${chosen.reason})…`);
-      replicas = await ReplicaPool.start(model, chosen.threads, backend);
+    let scorer: ReplicaPool | undefined;
+    try {
+      if (chosen.threads > 1) {
+        onStart?.(`Starting ${chosen.threads} training threads (${chosen.reason})…`);
+        replicas = await ReplicaPool.start(model, chosen.threads, backend);
+      }
+      const place = scores ? scoringPlace(backend, chosen.threads, scores.ahead) : undefined;
+      if (place?.thread) {
+        onStart?.(`Starting a scoring thread: ${place.reason}…`);
+        scorer = await ReplicaPool.start(model, 1, backend);
+      }
+      return { learner: new Learner(model, optimizer, loss, replicas, scorer), ...chosen, ...(place ? { scoring: place.reason } : {}) };
+    } catch (error) {
+      await Promise.all([replicas?.close(), scorer?.close()]);
+      throw error;
     }
-    return { learner: new Learner(model, optimizer, loss, replicas), ...chosen };
   }
 
   /**
@@ -75,15 +115,48 @@ export class Learner {
    * textOf[r] (candidates whose captions repeat pay for one caption forward each).
    */
   async score(shard: Shard, textOf?: Int32Array): Promise<PairMatrices> {
+    return this.matrices(await this.embedder.embed(shard), shard.texts, textOf);
+  }
+
+  /**
+   * Starts embedding a candidate shard with the weights as they are now and
+   * returns at once: on the scoring thread where there is one (the caller
+   * trains meanwhile), else here, before anything else changes the weights.
+   * `pairMatrices` turns it into the matrices, with the logit scale of now.
+   */
+  embedAhead(shard: Shard): AheadEmbeddings {
+    let embedded: Promise<ShardEmbeddings>;
+    if (this.scorer) {
+      this.scorer.publish();
+      embedded = this.scorer.embed(shard);
+    } else {
+      embedded = this.embedder.embed(shard);
+    }
+    // Awaited a step later: a failure meanwhile must not count as unhandled.
+    embedded.catch(() => undefined);
+    return { embedded, texts: shard.texts, logitScale: tf.tidy(() => tf.stack([this.model.temperature, this.model.bias]) as tf.Tensor1D) };
+  }
+
+  /** The pair-loss and logit matrices of candidates embedded by `embedAhead`; `textOf` as in `score`. */
+  async pairMatrices(ahead: AheadEmbeddings, textOf?: Int32Array): Promise<PairMatrices> {
+    try {
+      const embedded = await ahead.embedded;
+      return await this.matrices(embedded, ahead.texts, textOf, ahead.logitScale);
+    } finally {
+      ahead.logitScale.dispose();
+    }
+  }
+
+  private matrices(embedded: ShardEmbeddings, texts: number, textOf: Int32Array | undefined, logitScale?: tf.Tensor): Promise<PairMatrices> {
     const { model } = this;
-    const size = textOf?.length ?? shard.texts;
+    const size = textOf?.length ?? texts;
     const dim = model.config.embedDim;
-    const embedded = await this.embedder.embed(shard);
     const text = textOf ? expandRows(embedded.text!, textOf, dim) : embedded.text!;
     return readPairMatrices(
       size,
       tf.tidy(() => {
-        const out = contrastiveLoss(this.loss, tf.tensor2d(embedded.image!, [size, dim]), tf.tensor2d(text, [size, dim]), model.temperature, model.bias);
+        const [temperature, bias] = logitScale ? tf.unstack(logitScale) : [model.temperature, model.bias];
+        const out = contrastiveLoss(this.loss, tf.tensor2d(embedded.image!, [size, dim]), tf.tensor2d(text, [size, dim]), temperature, bias);
         return [out.pairLoss, out.logits];
       }),
     );
@@ -156,6 +229,6 @@ export class Learner {
   }
 
   async close(): Promise<void> {
-    await this.replicas?.close();
+    await Promise.all([this.replicas?.close(), this.scorer?.close()]);
   }
 }

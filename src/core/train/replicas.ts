@@ -74,7 +74,7 @@ export function threadsFor(requested: number, backend: BackendName, stepFlops?: 
   if (backend !== 'wasm' && backend !== 'cpu') {
     return { threads: 1, reason: `the ${backend} backend runs its own kernels in parallel; data-parallel threads are for the wasm and cpu backends` };
   }
-  const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+  const cores = cpuCores();
   if (requested > 0) return { threads: requested, reason: requested > cores ? `set to ${requested} (more than the ${cores} cores here)` : `set to ${requested}` };
   const byCores = Math.max(1, Math.min(cores, maxAutoThreads));
   if (stepFlops === undefined) return { threads: byCores, reason: `auto: up to one per core (${cores}${cores > maxAutoThreads ? `, at most ${maxAutoThreads}` : ''}), fewer when a step is too small to split` };
@@ -82,6 +82,27 @@ export function threadsFor(requested: number, backend: BackendName, stepFlops?: 
   const threads = Math.min(byCores, byWork);
   const why = threads < byCores ? `a step's ${(stepFlops / 1e9).toFixed(1)} GFLOP of training gives ${threads === 1 ? 'one thread' : `${threads} threads`} at least ${autoFlopsPerThread / 1e9} GFLOP each` : `one per core`;
   return { threads, reason: `auto: ${cores} cores; ${why}` };
+}
+
+function cpuCores(): number {
+  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+}
+
+/**
+ * Whether scoring gets a thread of its own: where the backend is a CPU one
+ * and training leaves a core free. It then embeds half of each scored
+ * super-batch (and of each eval) while the training thread embeds the other
+ * half, or with `scoreAhead` the whole next super-batch while the step
+ * trains. `SIFT_SCORE_THREAD=0` keeps scoring in the training thread, to
+ * compare.
+ */
+export function scoringPlace(backend: BackendName, trainingThreads: number, scoreAhead: boolean): { thread: boolean; reason: string } {
+  if (backend !== 'wasm' && backend !== 'cpu') return { thread: false, reason: `scored in the training thread: the ${backend} backend runs one device's kernels` };
+  if (process.env.SIFT_SCORE_THREAD === '0') return { thread: false, reason: 'scored in the training thread: turned off by SIFT_SCORE_THREAD=0' };
+  const cores = cpuCores();
+  if (trainingThreads >= cores) return { thread: false, reason: `scored in the training thread: training uses all ${cores} cores` };
+  const core = `core ${trainingThreads + 1} of ${cores}`;
+  return { thread: true, reason: scoreAhead ? `the next super-batch is scored on ${core} while the step trains` : `each super-batch is scored half on ${core}, half in the training thread` };
 }
 
 /**
@@ -247,19 +268,31 @@ export class ReplicaPool implements Embedder {
     Atomics.add(this.control, 0, 1);
   }
 
-  async embed(shard: Shard): Promise<ShardEmbeddings> {
+  /**
+   * The shard's embeddings, its rows split evenly between the threads, and
+   * with `here` also this thread: it embeds the last part while the threads
+   * embed theirs.
+   */
+  async embed(shard: Shard, here?: Embedder): Promise<ShardEmbeddings> {
     const dim = this.model.config.embedDim;
-    const parts = splitShard(shard, this.threads.length, this.model.config.textLength);
+    const parts = splitShard(shard, this.threads.length + (here ? 1 : 0), this.model.config.textLength);
     const imageRows = shard.images.reduce((sum, b) => sum + b.count, 0);
     const image = imageRows ? new Float32Array(imageRows * dim) : undefined;
     const text = shard.ids ? new Float32Array(shard.texts * dim) : undefined;
+    // In part order: every thread has its request before this thread starts on its own part.
     await Promise.all(
       parts.map(async (part, k) => {
         if (part.imageRows.length === 0 && part.textRows.length === 0) return;
-        const reply = await this.threads[k].request({ type: 'embed', id: this.nextId++, shard: part.shard });
-        if (reply.type !== 'embedded') throw new Error(`training thread ${k + 1} answered ${reply.type} to embed`);
-        if (image && reply.image) scatterRows(reply.image, part.imageRows, dim, image);
-        if (text && reply.text) scatterRows(reply.text, part.textRows, dim, text);
+        let embedded: ShardEmbeddings;
+        if (k < this.threads.length) {
+          const reply = await this.threads[k].request({ type: 'embed', id: this.nextId++, shard: part.shard });
+          if (reply.type !== 'embedded') throw new Error(`training thread ${k + 1} answered ${reply.type} to embed`);
+          embedded = reply;
+        } else {
+          embedded = await here!.embed(part.shard);
+        }
+        if (image && embedded.image) scatterRows(embedded.image, part.imageRows, dim, image);
+        if (text && embedded.text) scatterRows(embedded.text, part.textRows, dim, text);
       }),
     );
     return { image, text };

@@ -22,11 +22,11 @@ import { batchMateTerms, chunkSizes, pairwiseScorer, selectIndependent, selectJo
 import { readCheckpoint, writeCheckpoint, pruneCheckpoints } from '../runs/checkpoint';
 import { JsonlWriter } from '../runs/jsonl';
 import type { DataSummary, EvalMetrics, RunRecord, SelectionLine, TrainMetrics } from '../runs/record';
-import { modelConfigFor, needsReference, resolutionScale, scoredPoolSize, type TrainConfig } from './config';
+import { modelConfigFor, needsReference, resolutionScale, scoredPoolSize, scoresWithLearner, type TrainConfig } from './config';
 import { loadReference, noiseSeparation, readLogitScale, referenceEmbeddings, type ReferenceEmbeddings } from './reference';
 import { distinctCaptions, evaluate, prepareEvalSet, type EvalSet } from './eval';
 import { embedChunkRows } from './embedShards';
-import { Learner, readPairMatrices, type PairMatrices } from './learner';
+import { Learner, readPairMatrices, type AheadEmbeddings, type PairMatrices } from './learner';
 import type { Shard } from './replicaProtocol';
 import { AdamW, learningRateAt } from './optimizer';
 
@@ -82,6 +82,16 @@ interface SavedPool {
   reference?: [string, string];
 }
 
+/** A pool drawn, loaded and handed to the learner to embed (`startPool`); `finishPool` scores it. */
+interface PendingPool {
+  candidates: number[];
+  pixels: Float32Array;
+  /** The learner's pass, under way; absent where the method scores without the learner. */
+  learner?: { ahead: AheadEmbeddings; textOf: Int32Array };
+  /** The step (0-based) whose weights embed it. */
+  scoredAt: number;
+}
+
 /** A super-batch (or, with `scoreEvery` > 1, a larger pool) scored once and drawn from for `left` more steps. */
 interface ScoredPool {
   candidates: number[];
@@ -122,6 +132,8 @@ export class Trainer {
   private readonly referenceSeen: Uint8Array;
   private readonly selections: JsonlWriter;
   private pool: ScoredPool | undefined;
+  /** With `scoreAhead`, the next step's pool, started with this step's weights. */
+  private ahead: PendingPool | undefined;
 
   private constructor(
     readonly config: TrainConfig,
@@ -281,10 +293,13 @@ export class Trainer {
           tokenizer: tokenizer.toJson(),
         };
       }
-      const created = await Learner.create(model, optimizer, config.loss, backend.chosen, config.threads, config.batchSize, hooks.onStage);
+      const scores = scoresWithLearner(config) ? { ahead: config.scoreAhead === 'on' } : undefined;
+      const created = await Learner.create(model, optimizer, config.loss, backend.chosen, config.threads, config.batchSize, hooks.onStage, scores);
       learner = created.learner;
-      const { threads, reason } = created;
-      record.update({ backend: { chosen: backend.chosen, attempts: backend.attempts, warning: backend.warning, ...(backend.matMul ? { matMul: backend.matMul } : {}), threads, threadsReason: reason } });
+      const { threads, reason, scoring } = created;
+      record.update({
+        backend: { chosen: backend.chosen, attempts: backend.attempts, warning: backend.warning, ...(backend.matMul ? { matMul: backend.matMul } : {}), threads, threadsReason: reason, ...(scoring ? { scoring } : {}) },
+      });
       return new Trainer(config, record, hooks, train, evalSet, datasets, tokenizer, model, optimizer, sampler, reference, learner, state);
     } catch (error) {
       await learner?.close();
@@ -314,53 +329,72 @@ export class Trainer {
     return (Date.now() - this.startedAt) / 1000;
   }
 
-  /** The learner's and the reference's per-pair loss (and logit) matrices over the candidates. */
-  private async scoreCandidates(candidates: number[], pixels: Float32Array, captions: string[]): Promise<{ learner?: PairMatrices; reference?: PairMatrices }> {
+  /**
+   * Draws a pool of candidates, loads them, and starts the learner's pass
+   * over them with the weights of step `step` (`Learner.embedAhead`);
+   * `finishPool` scores it.
+   */
+  private async startPool(step: number): Promise<PendingPool> {
+    const { config, train } = this;
+    const candidates = this.sampler.next(scoredPoolSize(config));
+    const pixels = await train.loadImages(candidates);
+    if (!this.learnerScores()) return { candidates, pixels, scoredAt: step };
+    // Each distinct caption once: candidates that share a text share its embedding.
+    const { texts, textOf } = distinctCaptions(candidates.map((i) => train.caption(i)));
+    const patches = patchify(pixels, candidates.length, config.imageSize, config.patchSize, resolutionScale(config.scoreResolution));
+    const ahead = this.learner.embedAhead({ images: [patches], ids: this.tokenizer.encodeBatch(texts), texts: texts.length });
+    return { candidates, pixels, learner: { ahead, textOf }, scoredAt: step };
+  }
+
+  /** The learner's and the reference's per-pair loss (and logit) matrices over a started pool, and the scores drawn from them. */
+  private async finishPool(pending: PendingPool, step: number): Promise<ScoredPool> {
     const { config, model } = this;
+    const { candidates } = pending;
     const size = candidates.length;
-    const dim = model.config.embedDim;
-    const scale = resolutionScale(config.scoreResolution);
-    const perExample = forwardFlops(model.config, scale);
     let learner: PairMatrices | undefined;
-    if (this.learnerScores()) {
-      // Each distinct caption once: candidates that share a text share its embedding.
-      const { texts, textOf } = distinctCaptions(captions);
-      learner = await this.learner.score({ images: [patchify(pixels, size, config.imageSize, config.patchSize, scale)], ids: this.tokenizer.encodeBatch(texts), texts: texts.length }, textOf);
-      this.state.flopsScore += perExample.image * size + perExample.text * texts.length + similarityFlops(size, size, dim);
+    if (pending.learner) {
+      learner = await this.learner.pairMatrices(pending.learner.ahead, pending.learner.textOf);
+      const perExample = forwardFlops(model.config, resolutionScale(config.scoreResolution));
+      this.state.flopsScore += perExample.image * size + perExample.text * pending.learner.ahead.texts + similarityFlops(size, size, model.config.embedDim);
     }
-    let reference: PairMatrices | undefined;
-    if (this.reference) {
-      const ref = this.reference;
-      const gather = (all: Float32Array): Float32Array => {
-        const out = new Float32Array(size * ref.dim);
-        candidates.forEach((row, n) => out.set(all.subarray(row * ref.dim, (row + 1) * ref.dim), n * ref.dim));
-        return out;
-      };
-      reference = await readPairMatrices(
-        size,
-        tf.tidy(() => {
-          const out = contrastiveLoss(config.loss, tf.tensor2d(gather(ref.image), [size, ref.dim]), tf.tensor2d(gather(ref.text), [size, ref.dim]), tf.scalar(ref.temperature), tf.scalar(ref.bias));
-          return [out.pairLoss, out.logits];
-        }),
-      );
-      // Each pool example's reference forward pass is paid once, the first time it is a candidate.
-      let firstSeen = 0;
-      for (const row of candidates) {
-        const bit = 1 << (row & 7);
-        if (!(this.referenceSeen[row >> 3] & bit)) {
-          this.referenceSeen[row >> 3] |= bit;
-          firstSeen++;
-        }
+    const reference = this.reference ? await this.referenceMatrices(this.reference, candidates) : undefined;
+    this.state.examplesScored += size;
+    this.state.scoredPools = (this.state.scoredPools ?? 0) + 1;
+    this.updateReferenceGap(step, learner, reference);
+    return { candidates, pixels: pending.pixels, learner, reference, scores: this.scoresOf(learner, reference), used: new Uint8Array(size), left: Math.max(1, config.scoreEvery), scoredAt: pending.scoredAt };
+  }
+
+  /** The reference's matrices over the candidates, from its cached embeddings. */
+  private async referenceMatrices(ref: ReferenceEmbeddings, candidates: number[]): Promise<PairMatrices> {
+    const size = candidates.length;
+    const gather = (all: Float32Array): Float32Array => {
+      const out = new Float32Array(size * ref.dim);
+      candidates.forEach((row, n) => out.set(all.subarray(row * ref.dim, (row + 1) * ref.dim), n * ref.dim));
+      return out;
+    };
+    const matrices = await readPairMatrices(
+      size,
+      tf.tidy(() => {
+        const out = contrastiveLoss(this.config.loss, tf.tensor2d(gather(ref.image), [size, ref.dim]), tf.tensor2d(gather(ref.text), [size, ref.dim]), tf.scalar(ref.temperature), tf.scalar(ref.bias));
+        return [out.pairLoss, out.logits];
+      }),
+    );
+    // Each pool example's reference forward pass is paid once, the first time it is a candidate.
+    let firstSeen = 0;
+    for (const row of candidates) {
+      const bit = 1 << (row & 7);
+      if (!(this.referenceSeen[row >> 3] & bit)) {
+        this.referenceSeen[row >> 3] |= bit;
+        firstSeen++;
       }
-      this.state.flopsReference += firstSeen * ref.forwardFlopsPerExample + similarityFlops(size, size, ref.dim);
     }
-    return { learner, reference };
+    this.state.flopsReference += firstSeen * ref.forwardFlopsPerExample + similarityFlops(size, size, ref.dim);
+    return matrices;
   }
 
   /** Whether the learner's losses enter the score at all (easy-reference, or learnability with learnerWeight 0, need no learner pass). */
   private learnerScores(): boolean {
-    const kind = this.scoreKind();
-    return kind === 'hard-learner' || (kind === 'learnability' && this.config.learnerWeight > 0);
+    return scoresWithLearner(this.config);
   }
 
   /** What the configured method scores candidates by. */
@@ -392,18 +426,6 @@ export class Trainer {
             own,
           );
     return selectJoint(scorer, { count: config.batchSize, chunks: config.chunks, normalization: config.jointNormalization, temperature: config.selectionTemperature, exclude: used }, this.selectionRng);
-  }
-
-  /** Scores a fresh pool of candidates (the super-batch, or a larger one with `scoreEvery` > 1). */
-  private async scorePool(step: number): Promise<ScoredPool> {
-    const { config, train } = this;
-    const candidates = this.sampler.next(scoredPoolSize(config));
-    const pixels = await train.loadImages(candidates);
-    const { learner, reference } = await this.scoreCandidates(candidates, pixels, candidates.map((i) => train.caption(i)));
-    this.state.examplesScored += candidates.length;
-    this.state.scoredPools = (this.state.scoredPools ?? 0) + 1;
-    this.updateReferenceGap(step, learner, reference);
-    return { candidates, pixels, learner, reference, scores: this.scoresOf(learner, reference), used: new Uint8Array(candidates.length), left: Math.max(1, config.scoreEvery), scoredAt: step };
   }
 
   /**
@@ -533,12 +555,15 @@ export class Trainer {
     } else {
       const scoreStart = performance.now();
       if (!this.pool) {
-        this.pool = await this.scorePool(step);
-      } else if (this.pool.left === 1 && Math.floor(this.pool.scoredAt / config.scoreEvery) % stalenessEvery === 0) {
-        // The last step of a cycle draws with the oldest scores: measure how far they still rank like fresh ones.
-        stalenessRho = await this.staleness(this.pool);
+        const ahead = this.ahead;
+        this.ahead = undefined;
+        this.pool = await this.finishPool(ahead ?? (await this.startPool(step)), step);
       }
       const pool = this.pool;
+      if (pool.left === 1 && pool.scoredAt < step && (config.scoreEvery > 1 ? Math.floor(step / config.scoreEvery) % stalenessEvery === 0 : (step + 1) % aheadStalenessEvery === 0)) {
+        // The last step a pool serves draws with its oldest scores: measure how far they still rank like fresh ones.
+        stalenessRho = await this.staleness(pool);
+      }
       const selectStart = performance.now();
       const selection = this.select(pool);
       selectSeconds = (performance.now() - selectStart) / 1000;
@@ -550,6 +575,12 @@ export class Trainer {
       for (const p of selection.picked) pool.used[p] = 1;
       pool.left--;
       if (pool.left <= 0) this.pool = undefined;
+      if (config.scoreAhead === 'on' && !this.pool && step + 1 < config.steps && !this.uniformNow(step + 1)) {
+        // The next pool, started now with this step's weights: on the scoring thread it is embedded while this step trains.
+        const aheadStart = performance.now();
+        this.ahead = await this.startPool(step);
+        scoreSeconds += (performance.now() - aheadStart) / 1000;
+      }
     }
 
     // ---- train on it -------------------------------------------------------------
@@ -710,6 +741,11 @@ export class Trainer {
   /** Writes checkpoints/step-<N>/ whole or not at all; keeps the newest `keepCheckpoints` (and `pinned`). */
   async checkpoint(pinned: ReadonlySet<number> = new Set()): Promise<{ dir: string; bytes: number; ms: number }> {
     const started = performance.now();
+    if (this.ahead) {
+      // A pool started ahead is scored now, so that the checkpoint holds it and a resumed run draws from the same scores.
+      this.pool = await this.finishPool(this.ahead, this.state.step);
+      this.ahead = undefined;
+    }
     const optimizer = await this.optimizer.save();
     const state: TrainerState = {
       ...this.state,
@@ -725,6 +761,8 @@ export class Trainer {
   }
 
   async close(): Promise<void> {
+    this.ahead?.learner?.ahead.logitScale.dispose();
+    this.ahead = undefined;
     await this.learner.close();
     this.selections.close();
     this.optimizer.dispose();
@@ -740,6 +778,9 @@ const batchMateTermsKept = 8;
 
 /** With `scoreEvery` > 1, every this many cycles the last step measures how stale its scores are. */
 const stalenessEvery = 4;
+
+/** With `scoreAhead` (scores one step old), every this many steps measure how stale they are. */
+const aheadStalenessEvery = 25;
 
 function round(x: number): number {
   return Number.isFinite(x) ? Number(x.toPrecision(3)) : x;
