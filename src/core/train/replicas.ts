@@ -100,7 +100,7 @@ export function scoringPlace(backend: BackendName, trainingThreads: number, scor
   if (backend !== 'wasm' && backend !== 'cpu') return { thread: false, reason: `scored in the training thread: the ${backend} backend runs one device's kernels` };
   if (process.env.SIFT_SCORE_THREAD === '0') return { thread: false, reason: 'scored in the training thread: turned off by SIFT_SCORE_THREAD=0' };
   const cores = cpuCores();
-  if (trainingThreads >= cores) return { thread: false, reason: `scored in the training thread: training uses all ${cores} cores` };
+  if (trainingThreads >= cores) return { thread: false, reason: `scored in the training thread: training uses ${cores === 1 ? 'the only core' : `all ${cores} cores`}` };
   const core = `core ${trainingThreads + 1} of ${cores}`;
   return { thread: true, reason: scoreAhead ? `the next super-batch is scored on ${core} while the step trains` : `each super-batch is scored half on ${core}, half in the training thread` };
 }
