@@ -55,27 +55,17 @@ export class Learner {
     readonly loss: LossKind,
     /** Replica threads; none when the learner runs in this thread alone. */
     private readonly replicas: ReplicaPool | undefined,
-    /** A thread for forward passes, on a core training leaves free. */
+    /** A thread for `embedAhead`, on a core training leaves free. */
     private readonly scorer: ReplicaPool | undefined,
   ) {
-    const local = replicas ?? localEmbedder(model);
-    const scorerThread = scorer;
-    // Forward passes (scoring, eval) split between this thread and the scoring thread, with the weights of now.
-    this.embedder = scorerThread
-      ? {
-          embed: (shard) => {
-            scorerThread.publish();
-            return scorerThread.embed(shard, local);
-          },
-        }
-      : local;
+    this.embedder = replicas ?? localEmbedder(model);
   }
 
   /**
    * A learner with `threads` threads (0 = auto, sized by the training work of
    * a step of `batchSize` pairs) where the backend is a CPU one; `onStart`
-   * hears of the threads it starts. With `scores`, forward passes get a
-   * thread of their own where training leaves a core free (`scoringPlace`).
+   * hears of the threads it starts. With `scoreAhead`, `embedAhead` gets a
+   * thread of its own where training leaves a core free (`scoringPlace`).
    */
   static async create(
     model: DualEncoder,
@@ -85,7 +75,7 @@ export class Learner {
     threads: number,
     batchSize: number,
     onStart?: (message: string) => void,
-    scores?: { ahead: boolean },
+    scoreAhead = false,
   ): Promise<{ learner: Learner; threads: number; reason: string; scoring?: string }> {
     const perExample = forwardFlops(model.config);
     const chosen = threadsFor(threads, backend, 3 * (perExample.image + perExample.text) * batchSize);
@@ -96,7 +86,7 @@ export class Learner {
         onStart?.(`Starting ${chosen.threads} training threads (${chosen.reason})…`);
         replicas = await ReplicaPool.start(model, chosen.threads, backend);
       }
-      const place = scores ? scoringPlace(backend, chosen.threads, scores.ahead) : undefined;
+      const place = scoreAhead ? scoringPlace(backend, chosen.threads) : undefined;
       if (place?.thread) {
         onStart?.(`Starting a scoring thread: ${place.reason}…`);
         scorer = await ReplicaPool.start(model, 1, backend);

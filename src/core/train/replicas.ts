@@ -89,20 +89,18 @@ function cpuCores(): number {
 }
 
 /**
- * Whether scoring gets a thread of its own: where the backend is a CPU one
- * and training leaves a core free. It then embeds half of each scored
- * super-batch (and of each eval) while the training thread embeds the other
- * half, or with `scoreAhead` the whole next super-batch while the step
- * trains. `SIFT_SCORE_THREAD=0` keeps scoring in the training thread, to
- * compare.
+ * Where `scoreAhead` scores the next super-batch while a step trains: on a
+ * thread of its own where the backend is a CPU one and training leaves a
+ * core free; otherwise in the training thread, before the step (the same
+ * scores, no time saved). `SIFT_SCORE_THREAD=0` keeps it in the training
+ * thread, to compare.
  */
-export function scoringPlace(backend: BackendName, trainingThreads: number, scoreAhead: boolean): { thread: boolean; reason: string } {
+export function scoringPlace(backend: BackendName, trainingThreads: number): { thread: boolean; reason: string } {
   if (backend !== 'wasm' && backend !== 'cpu') return { thread: false, reason: `scored in the training thread: the ${backend} backend runs one device's kernels` };
   if (process.env.SIFT_SCORE_THREAD === '0') return { thread: false, reason: 'scored in the training thread: turned off by SIFT_SCORE_THREAD=0' };
   const cores = cpuCores();
   if (trainingThreads >= cores) return { thread: false, reason: `scored in the training thread: training uses ${cores === 1 ? 'the only core' : `all ${cores} cores`}` };
-  const core = `core ${trainingThreads + 1} of ${cores}`;
-  return { thread: true, reason: scoreAhead ? `the next super-batch is scored on ${core} while the step trains` : `each super-batch is scored half on ${core}, half in the training thread` };
+  return { thread: true, reason: `the next super-batch is scored on core ${trainingThreads + 1} of ${cores} while the step trains` };
 }
 
 /**
@@ -268,31 +266,19 @@ export class ReplicaPool implements Embedder {
     Atomics.add(this.control, 0, 1);
   }
 
-  /**
-   * The shard's embeddings, its rows split evenly between the threads, and
-   * with `here` also this thread: it embeds the last part while the threads
-   * embed theirs.
-   */
-  async embed(shard: Shard, here?: Embedder): Promise<ShardEmbeddings> {
+  async embed(shard: Shard): Promise<ShardEmbeddings> {
     const dim = this.model.config.embedDim;
-    const parts = splitShard(shard, this.threads.length + (here ? 1 : 0), this.model.config.textLength);
+    const parts = splitShard(shard, this.threads.length, this.model.config.textLength);
     const imageRows = shard.images.reduce((sum, b) => sum + b.count, 0);
     const image = imageRows ? new Float32Array(imageRows * dim) : undefined;
     const text = shard.ids ? new Float32Array(shard.texts * dim) : undefined;
-    // In part order: every thread has its request before this thread starts on its own part.
     await Promise.all(
       parts.map(async (part, k) => {
         if (part.imageRows.length === 0 && part.textRows.length === 0) return;
-        let embedded: ShardEmbeddings;
-        if (k < this.threads.length) {
-          const reply = await this.threads[k].request({ type: 'embed', id: this.nextId++, shard: part.shard });
-          if (reply.type !== 'embedded') throw new Error(`training thread ${k + 1} answered ${reply.type} to embed`);
-          embedded = reply;
-        } else {
-          embedded = await here!.embed(part.shard);
-        }
-        if (image && embedded.image) scatterRows(embedded.image, part.imageRows, dim, image);
-        if (text && embedded.text) scatterRows(embedded.text, part.textRows, dim, text);
+        const reply = await this.threads[k].request({ type: 'embed', id: this.nextId++, shard: part.shard });
+        if (reply.type !== 'embedded') throw new Error(`training thread ${k + 1} answered ${reply.type} to embed`);
+        if (image && reply.image) scatterRows(reply.image, part.imageRows, dim, image);
+        if (text && reply.text) scatterRows(reply.text, part.textRows, dim, text);
       }),
     );
     return { image, text };

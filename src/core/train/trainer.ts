@@ -293,8 +293,8 @@ export class Trainer {
           tokenizer: tokenizer.toJson(),
         };
       }
-      const scores = scoresWithLearner(config) ? { ahead: config.scoreAhead === 'on' } : undefined;
-      const created = await Learner.create(model, optimizer, config.loss, backend.chosen, config.threads, config.batchSize, hooks.onStage, scores);
+      const scoreAhead = config.scoreAhead === 'on' && scoresWithLearner(config);
+      const created = await Learner.create(model, optimizer, config.loss, backend.chosen, config.threads, config.batchSize, hooks.onStage, scoreAhead);
       learner = created.learner;
       const { threads, reason, scoring } = created;
       record.update({
