@@ -338,7 +338,7 @@ export class Trainer {
     const { config, train } = this;
     const candidates = this.sampler.next(scoredPoolSize(config));
     const pixels = await train.loadImages(candidates);
-    if (!this.learnerScores()) return { candidates, pixels, scoredAt: step };
+    if (!scoresWithLearner(config)) return { candidates, pixels, scoredAt: step };
     // Each distinct caption once: candidates that share a text share its embedding.
     const { texts, textOf } = distinctCaptions(candidates.map((i) => train.caption(i)));
     const patches = patchify(pixels, candidates.length, config.imageSize, config.patchSize, resolutionScale(config.scoreResolution));
@@ -390,11 +390,6 @@ export class Trainer {
     }
     this.state.flopsReference += firstSeen * ref.forwardFlopsPerExample + similarityFlops(size, size, ref.dim);
     return matrices;
-  }
-
-  /** Whether the learner's losses enter the score at all (easy-reference, or learnability with learnerWeight 0, need no learner pass). */
-  private learnerScores(): boolean {
-    return scoresWithLearner(this.config);
   }
 
   /** What the configured method scores candidates by. */
