@@ -172,7 +172,9 @@ export async function makeSiftSide(config: SiftSideConfig): Promise<SiftSide> {
     const { grads } = await learner.gradients(shardOf(pixels, ids, count, scale));
     await learner.apply(grads, step++);
   };
-  const score = (scale: number): Promise<PairMatrices> => learner.score(shardOf(config.pixels, config.ids, superBatch, scale));
+  const aligned = Int32Array.from({ length: superBatch }, (_, row) => row);
+  const score = async (scale: number): Promise<PairMatrices> =>
+    (await learner.score({ count: superBatch, loss: 'sigmoid', learner: { pixels: config.pixels, imageSize: modelConfig.imageSize, patchSize: modelConfig.patchSize, scale, ids: config.ids, texts: superBatch, textOf: aligned } })).learner!;
 
   return {
     threads,

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { openDataset } from '../../src/core/data/open';
-import { DualEncoder, forwardFlops, patchify } from '../../src/core/model/dualEncoder';
+import { DualEncoder, forwardFlops } from '../../src/core/model/dualEncoder';
 import { Rng } from '../../src/core/random';
 import { defaultTrainConfig, modelConfigFor, resolveConfig, type TrainConfig } from '../../src/core/train/config';
 import { embedCaptions } from '../../src/core/train/eval';
@@ -332,9 +332,9 @@ test('captions that repeat are embedded once per distinct text, in the reference
     const textOf = Int32Array.from({ length: size }, (_, row) => row % 3);
     const aligned = new Int32Array(size * length);
     textOf.forEach((t, row) => aligned.set(textIds.subarray(t * length, (t + 1) * length), row * length));
-    const images = [patchify(pixels, size, config.imageSize, config.patchSize, 1)];
-    const once = await learner.score({ images, ids: textIds, texts: 3 }, textOf);
-    const each = await learner.score({ images, ids: aligned, texts: size });
+    const images = { pixels, imageSize: config.imageSize, patchSize: config.patchSize, scale: 1 };
+    const once = (await learner.score({ count: size, loss: 'sigmoid', learner: { ...images, ids: textIds, texts: 3, textOf } })).learner!;
+    const each = (await learner.score({ count: size, loss: 'sigmoid', learner: { ...images, ids: aligned, texts: size, textOf: Int32Array.from({ length: size }, (_, row) => row) } })).learner!;
     assert.equal(once.pairLoss.size, size);
     once.pairLoss.values.forEach((value, k) => assert.ok(Math.abs(value - each.pairLoss.values[k]) < 1e-4, `pair loss ${k}: ${value} vs ${each.pairLoss.values[k]}`));
   } finally {

@@ -9,15 +9,14 @@ import { forwardFlops, type DualEncoder } from '../model/dualEncoder';
 import { contrastiveLoss, type LossKind } from '../model/losses';
 import type { SquareMatrix } from '../selection/scores';
 import type { AdamW } from './optimizer';
-import { expandRows } from './eval';
-import { embedShard, type Shard } from './replicaProtocol';
-import { localEmbedder, ReplicaPool, scoringPlace, threadsFor, type Embedder, type ShardEmbeddings } from './replicas';
+import { candidateMatrices, candidateShard, embedShard, type Candidates, type Shard } from './replicaProtocol';
+import { localEmbedder, ReplicaPool, scoringPlace, threadsFor, type Embedder } from './replicas';
 
 /**
  * A loss's [pairLoss, logits] read back to the host, then freed. Async: the
  * webgpu backend cannot read a tensor synchronously in Node.
  */
-export async function readPairMatrices(size: number, [pairLoss, logits]: tf.Tensor[]): Promise<PairMatrices> {
+async function readPairMatrices(size: number, [pairLoss, logits]: tf.Tensor[]): Promise<PairMatrices> {
   try {
     const [pairValues, logitValues] = await Promise.all([pairLoss.data(), logits.data()]);
     return { pairLoss: { size, values: pairValues as Float32Array }, logits: { size, values: logitValues as Float32Array } };
@@ -26,17 +25,16 @@ export async function readPairMatrices(size: number, [pairLoss, logits]: tf.Tens
   }
 }
 
-/** Candidates being embedded by `Learner.embedAhead`, with the logit scale [temperature, bias] of the weights that embed them. */
-export interface AheadEmbeddings {
-  embedded: Promise<ShardEmbeddings>;
-  texts: number;
-  logitScale: tf.Tensor1D;
-}
-
 /** A candidate set's per-pair loss and logit matrices (DESIGN.md: every score is built from them). */
 export interface PairMatrices {
   pairLoss: SquareMatrix;
   logits: SquareMatrix;
+}
+
+/** The learner's and the reference's matrices over a candidate set, for the parts it asked for. */
+export interface CandidateScores {
+  learner?: PairMatrices;
+  reference?: PairMatrices;
 }
 
 export interface LearnerGradients {
@@ -55,7 +53,7 @@ export class Learner {
     readonly loss: LossKind,
     /** Replica threads; none when the learner runs in this thread alone. */
     private readonly replicas: ReplicaPool | undefined,
-    /** A thread for `embedAhead`, on a core training leaves free. */
+    /** A thread for `scoreAhead`, on a core training leaves free. */
     private readonly scorer: ReplicaPool | undefined,
   ) {
     this.embedder = replicas ?? localEmbedder(model);
@@ -64,7 +62,7 @@ export class Learner {
   /**
    * A learner with `threads` threads (0 = auto, sized by the training work of
    * a step of `batchSize` pairs) where the backend is a CPU one; `onStart`
-   * hears of the threads it starts. With `scoreAhead`, `embedAhead` gets a
+   * hears of the threads it starts. With `scoreAhead`, `scoreAhead` gets a
    * thread of its own where training leaves a core free (`scoringPlace`).
    */
   static async create(
@@ -98,58 +96,54 @@ export class Learner {
     }
   }
 
-  /**
-   * The learner's pair-loss and logit matrices over a set of candidates.
-   * Without `textOf` each caption is aligned with its image; with it the
-   * shard holds each distinct caption once and image row r's caption is
-   * textOf[r] (candidates whose captions repeat pay for one caption forward each).
+    /**
+   * The learner's and the reference's pair-loss and logit matrices over a
+   * candidate set (`Candidates`), with the weights as they are now, in this
+   * thread (its towers across the training threads where there are several).
+   * The weights are read before this returns its promise: a step that trains
+   * meanwhile does not change what it scores with.
    */
-  async score(shard: Shard, textOf?: Int32Array): Promise<PairMatrices> {
-    return this.matrices(await this.embedder.embed(shard), shard.texts, textOf);
+  async score(candidates: Candidates): Promise<CandidateScores> {
+    const { model } = this;
+    const dim = model.config.embedDim;
+    const { count } = candidates;
+    const logitScale = tf.tidy(() => tf.stack([model.temperature, model.bias]));
+    try {
+      const embedded = candidates.learner ? await this.embedder.embed(candidateShard(candidates.learner, count)) : undefined;
+      const tensors = tf.tidy(() => {
+        const [temperature, bias] = tf.unstack(logitScale);
+        const learner = embedded && candidates.learner ? { image: tf.tensor2d(embedded.image!, [count, dim]), text: tf.tensor2d(embedded.text!, [candidates.learner.texts, dim]), temperature, bias } : undefined;
+        return candidateMatrices(candidates, learner);
+      });
+      const [learner, reference] = await Promise.all([tensors.learner && readPairMatrices(count, tensors.learner), tensors.reference && readPairMatrices(count, tensors.reference)]);
+      return { learner, reference };
+    } finally {
+      logitScale.dispose();
+    }
   }
 
   /**
-   * Starts embedding a candidate shard with the weights as they are now and
-   * returns at once: on the scoring thread where there is one (the caller
-   * trains meanwhile), else here, before anything else changes the weights.
-   * `pairMatrices` turns it into the matrices, with the logit scale of now.
+   * Starts `score` with the weights as they are now and returns at once: on
+   * the scoring thread where there is one (patchify, both towers and both
+   * losses; the caller trains meanwhile), else here.
    */
-  embedAhead(shard: Shard): AheadEmbeddings {
-    let embedded: Promise<ShardEmbeddings>;
+  scoreAhead(candidates: Candidates): Promise<CandidateScores> {
+    let scored: Promise<CandidateScores>;
     if (this.scorer) {
       this.scorer.publish();
-      embedded = this.scorer.embed(shard);
+      const square = (values: Float32Array): SquareMatrix => ({ size: candidates.count, values });
+      const pair = (matrices: [Float32Array, Float32Array] | undefined): PairMatrices | undefined => matrices && { pairLoss: square(matrices[0]), logits: square(matrices[1]) };
+      // The pixels go by shared memory: posting them would copy a few MB on this thread, every pool.
+      const pixels = candidates.learner && new Float32Array(new SharedArrayBuffer(candidates.learner.pixels.byteLength));
+      if (pixels) pixels.set(candidates.learner!.pixels);
+      const posted = pixels ? { ...candidates, learner: { ...candidates.learner!, pixels } } : candidates;
+      scored = this.scorer.score(posted).then((matrices) => ({ learner: pair(matrices.learner), reference: pair(matrices.reference) }));
     } else {
-      embedded = this.embedder.embed(shard);
+      scored = this.score(candidates);
     }
     // Awaited a step later: a failure meanwhile must not count as unhandled.
-    embedded.catch(() => undefined);
-    return { embedded, texts: shard.texts, logitScale: tf.tidy(() => tf.stack([this.model.temperature, this.model.bias]) as tf.Tensor1D) };
-  }
-
-  /** The pair-loss and logit matrices of candidates embedded by `embedAhead`; `textOf` as in `score`. */
-  async pairMatrices(ahead: AheadEmbeddings, textOf?: Int32Array): Promise<PairMatrices> {
-    try {
-      const embedded = await ahead.embedded;
-      return await this.matrices(embedded, ahead.texts, textOf, ahead.logitScale);
-    } finally {
-      ahead.logitScale.dispose();
-    }
-  }
-
-  private matrices(embedded: ShardEmbeddings, texts: number, textOf: Int32Array | undefined, logitScale?: tf.Tensor): Promise<PairMatrices> {
-    const { model } = this;
-    const size = textOf?.length ?? texts;
-    const dim = model.config.embedDim;
-    const text = textOf ? expandRows(embedded.text!, textOf, dim) : embedded.text!;
-    return readPairMatrices(
-      size,
-      tf.tidy(() => {
-        const [temperature, bias] = logitScale ? tf.unstack(logitScale) : [model.temperature, model.bias];
-        const out = contrastiveLoss(this.loss, tf.tensor2d(embedded.image!, [size, dim]), tf.tensor2d(text, [size, dim]), temperature, bias);
-        return [out.pairLoss, out.logits];
-      }),
-    );
+    scored.catch(() => undefined);
+    return scored;
   }
 
   /** The batch's loss and gradients; each caption aligned with its image (shard.texts = image rows). */

@@ -4,7 +4,8 @@
  * run: embed a shard of rows, in chunks the wasm backend can take.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { DualEncoder, PatchBatch } from '../model/dualEncoder';
+import { patchify, type DualEncoder, type PatchBatch } from '../model/dualEncoder';
+import { contrastiveLoss, type LossKind } from '../model/losses';
 
 /** Largest batch one forward pass takes: the wasm backend fails with an out-of-bounds memory access between 1,600 and 2,560 images at the default width (64), sooner for wider models. */
 export const FORWARD_CHUNK = 512;
@@ -17,8 +18,45 @@ export interface Shard {
   texts: number;
 }
 
+/**
+ * A super-batch to score: the learner's pass over its images and captions
+ * (the pixels are patchified by whoever scores them) and the reference's
+ * embeddings of the same rows, gathered from its cached pass over the pool.
+ */
+export interface Candidates {
+  count: number;
+  loss: LossKind;
+  learner?: {
+    /** [count, imageSize, imageSize, 3]. */
+    pixels: Float32Array;
+    imageSize: number;
+    patchSize: number;
+    /** Downsampling factor of the scoring pass (1 = full resolution). */
+    scale: number;
+    /** Each distinct caption's padded token ids, [texts, textLength]. */
+    ids: Int32Array;
+    texts: number;
+    /** Image row r's caption is distinct caption textOf[r]. */
+    textOf: Int32Array;
+  };
+  reference?: {
+    /** [count, dim] each, row r for candidate r. */
+    image: Float32Array;
+    text: Float32Array;
+    temperature: number;
+    bias: number;
+  };
+}
+
+/** The learner's, then the reference's, [pairLoss, logits] over a candidate set ([count, count] each), for the parts it asked for. */
+export interface CandidateMatrices {
+  learner?: [Float32Array, Float32Array];
+  reference?: [Float32Array, Float32Array];
+}
+
 export type ReplicaRequest =
   | { type: 'embed'; id: number; shard: Shard }
+  | { type: 'score'; id: number; candidates: Candidates }
   | {
       type: 'gradients';
       id: number;
@@ -33,6 +71,7 @@ export type ReplicaRequest =
 
 export type ReplicaReply =
   | { type: 'embedded'; id: number; image?: Float32Array; text?: Float32Array }
+  | { type: 'scored'; id: number; matrices: CandidateMatrices }
   | { type: 'gradients'; id: number; flat: Float32Array }
   | { type: 'failed'; id: number; message: string };
 
@@ -59,4 +98,34 @@ export function embedShard(model: DualEncoder, shard: Shard): { image?: tf.Tenso
     }
   }
   return { image: imageParts.length ? concatRows(imageParts) : undefined, text: textParts.length ? concatRows(textParts) : undefined };
+}
+
+/** The shard of the learner's scoring pass over a candidate set: its images patchified at the scoring resolution, each distinct caption once. */
+export function candidateShard(learner: NonNullable<Candidates['learner']>, count: number): Shard {
+  return { images: [patchify(learner.pixels, count, learner.imageSize, learner.patchSize, learner.scale)], ids: learner.ids, texts: learner.texts };
+}
+
+/**
+ * [pairLoss, logits] tensors of a candidate set: the learner's from its
+ * embeddings (`text` one row per distinct caption, expanded by `textOf`) and
+ * logit scale, then the reference's. One computation wherever the scoring
+ * runs (the scoring thread or the training thread), so both pick alike.
+ */
+export function candidateMatrices(
+  candidates: Candidates,
+  learner?: { image: tf.Tensor2D; text: tf.Tensor2D; temperature: tf.Tensor; bias: tf.Tensor },
+): { learner?: [tf.Tensor, tf.Tensor]; reference?: [tf.Tensor, tf.Tensor] } {
+  const { count, loss, reference } = candidates;
+  const out: { learner?: [tf.Tensor, tf.Tensor]; reference?: [tf.Tensor, tf.Tensor] } = {};
+  if (learner && candidates.learner) {
+    const text = tf.gather(learner.text, tf.tensor1d(candidates.learner.textOf, 'int32')) as tf.Tensor2D;
+    const pair = contrastiveLoss(loss, learner.image, text, learner.temperature, learner.bias);
+    out.learner = [pair.pairLoss, pair.logits];
+  }
+  if (reference) {
+    const dim = reference.image.length / count;
+    const pair = contrastiveLoss(loss, tf.tensor2d(reference.image, [count, dim]), tf.tensor2d(reference.text, [count, dim]), tf.scalar(reference.temperature), tf.scalar(reference.bias));
+    out.reference = [pair.pairLoss, pair.logits];
+  }
+  return out;
 }

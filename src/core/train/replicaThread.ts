@@ -10,7 +10,7 @@ import { selectBackend, type BackendName } from '../backend';
 import { DualEncoder } from '../model/dualEncoder';
 import type { ModelConfig } from '../model/modelConfig';
 import { Rng } from '../random';
-import { embedShard, type ReplicaReply, type ReplicaRequest } from './replicaProtocol';
+import { candidateMatrices, candidateShard, embedShard, type CandidateMatrices, type ReplicaReply, type ReplicaRequest } from './replicaProtocol';
 
 interface ReplicaInit {
   modelConfig: ModelConfig;
@@ -60,6 +60,21 @@ async function handle(request: ReplicaRequest): Promise<void> {
       });
       // Copied, not transferred: on the cpu backend dataSync may hand out the tensor's own storage.
       reply({ type: 'embedded', id: request.id, ...out });
+      return;
+    }
+    case 'score': {
+      const { candidates } = request;
+      const matrices = tf.tidy(() => {
+        let learner;
+        if (candidates.learner) {
+          const { image, text } = embedShard(replica, candidateShard(candidates.learner, candidates.count));
+          learner = { image: image!, text: text!, temperature: replica.temperature, bias: replica.bias };
+        }
+        const out = candidateMatrices(candidates, learner);
+        const read = (pair: [tf.Tensor, tf.Tensor] | undefined): [Float32Array, Float32Array] | undefined => pair && [pair[0].dataSync() as Float32Array, pair[1].dataSync() as Float32Array];
+        return { learner: read(out.learner), reference: read(out.reference) } satisfies CandidateMatrices;
+      });
+      reply({ type: 'scored', id: request.id, matrices });
       return;
     }
     case 'gradients': {

@@ -15,7 +15,6 @@ import { holdOut } from '../data/subset';
 import { Tokenizer, type TokenizerJson } from '../data/tokenizer';
 import type { ImageTextDataset } from '../data/types';
 import { DualEncoder, forwardFlops, patchify, similarityFlops } from '../model/dualEncoder';
-import { contrastiveLoss } from '../model/losses';
 import { Rng, type RngState } from '../random';
 import { diagonal, histogram, scoreMatrix, spearman, type Histogram, type ScoreKind, type SquareMatrix } from '../selection/scores';
 import { batchMateTerms, chunkSizes, pairwiseScorer, selectIndependent, selectJoint, softmaxScorer, type Selection } from '../selection/selectors';
@@ -26,8 +25,8 @@ import { modelConfigFor, needsReference, resolutionScale, scoredPoolSize, scores
 import { loadReference, noiseSeparation, readLogitScale, referenceEmbeddings, type ReferenceEmbeddings } from './reference';
 import { distinctCaptions, evaluate, prepareEvalSet, type EvalSet } from './eval';
 import { embedChunkRows } from './embedShards';
-import { Learner, readPairMatrices, type AheadEmbeddings, type PairMatrices } from './learner';
-import type { Shard } from './replicaProtocol';
+import { Learner, type CandidateScores, type PairMatrices } from './learner';
+import type { Candidates, Shard } from './replicaProtocol';
 import { AdamW, learningRateAt } from './optimizer';
 
 export interface TrainHooks {
@@ -82,13 +81,15 @@ interface SavedPool {
   reference?: [string, string];
 }
 
-/** A pool drawn, loaded and handed to the learner to embed (`startPool`); `finishPool` scores it. */
+/** A pool drawn, loaded and handed to the learner to score (`startPool`); `finishPool` takes its scores. */
 interface PendingPool {
   candidates: number[];
   pixels: Float32Array;
-  /** The learner's pass, under way; absent where the method scores without the learner. */
-  learner?: { ahead: AheadEmbeddings; textOf: Int32Array };
-  /** The step (0-based) whose weights embed it. */
+  /** The learner's and the reference's matrices, under way. */
+  scored: Promise<CandidateScores>;
+  /** Distinct captions the learner's pass embeds (0 where the method scores without the learner). */
+  texts: number;
+  /** The step (0-based) whose weights score it. */
   scoredAt: number;
 }
 
@@ -330,20 +331,23 @@ export class Trainer {
   }
 
   /**
-   * Draws a pool of candidates, loads them, and starts the learner's pass
-   * over them with the weights of step `step` (`Learner.embedAhead`);
-   * `finishPool` scores it.
+   * Draws a pool of candidates, loads them, and starts scoring them with the
+   * weights of step `step` (`Learner.scoreAhead`: the learner's pass and both
+   * loss matrices); `finishPool` takes the scores.
    */
   private async startPool(step: number): Promise<PendingPool> {
     const { config, train } = this;
     const candidates = this.sampler.next(scoredPoolSize(config));
     const pixels = await train.loadImages(candidates);
-    if (!scoresWithLearner(config)) return { candidates, pixels, scoredAt: step };
-    // Each distinct caption once: candidates that share a text share its embedding.
-    const { texts, textOf } = distinctCaptions(candidates.map((i) => train.caption(i)));
-    const patches = patchify(pixels, candidates.length, config.imageSize, config.patchSize, resolutionScale(config.scoreResolution));
-    const ahead = this.learner.embedAhead({ images: [patches], ids: this.tokenizer.encodeBatch(texts), texts: texts.length });
-    return { candidates, pixels, learner: { ahead, textOf }, scoredAt: step };
+    let learner: Candidates['learner'];
+    if (scoresWithLearner(config)) {
+      // Each distinct caption once: candidates that share a text share its embedding.
+      const { texts, textOf } = distinctCaptions(candidates.map((i) => train.caption(i)));
+      learner = { pixels, imageSize: config.imageSize, patchSize: config.patchSize, scale: resolutionScale(config.scoreResolution), ids: this.tokenizer.encodeBatch(texts), texts: texts.length, textOf };
+    }
+    const reference = this.reference ? this.referenceRows(this.reference, candidates) : undefined;
+    const scored = this.learner.scoreAhead({ count: candidates.length, loss: config.loss, learner, reference });
+    return { candidates, pixels, scored, texts: learner?.texts ?? 0, scoredAt: step };
   }
 
   /** The learner's and the reference's per-pair loss (and logit) matrices over a started pool, and the scores drawn from them. */
@@ -351,35 +355,30 @@ export class Trainer {
     const { config, model } = this;
     const { candidates } = pending;
     const size = candidates.length;
-    let learner: PairMatrices | undefined;
-    if (pending.learner) {
-      learner = await this.learner.pairMatrices(pending.learner.ahead, pending.learner.textOf);
+    const { learner, reference } = await pending.scored;
+    if (learner) {
       const perExample = forwardFlops(model.config, resolutionScale(config.scoreResolution));
-      this.state.flopsScore += perExample.image * size + perExample.text * pending.learner.ahead.texts + similarityFlops(size, size, model.config.embedDim);
+      this.state.flopsScore += perExample.image * size + perExample.text * pending.texts + similarityFlops(size, size, model.config.embedDim);
     }
-    const reference = this.reference ? await this.referenceMatrices(this.reference, candidates) : undefined;
+    if (reference && this.reference) this.countReferenceFlops(this.reference, candidates);
     this.state.examplesScored += size;
     this.state.scoredPools = (this.state.scoredPools ?? 0) + 1;
     this.updateReferenceGap(step, learner, reference);
     return { candidates, pixels: pending.pixels, learner, reference, scores: this.scoresOf(learner, reference), used: new Uint8Array(size), left: Math.max(1, config.scoreEvery), scoredAt: pending.scoredAt };
   }
 
-  /** The reference's matrices over the candidates, from its cached embeddings. */
-  private async referenceMatrices(ref: ReferenceEmbeddings, candidates: number[]): Promise<PairMatrices> {
-    const size = candidates.length;
+  /** The reference's cached embeddings of the candidates, row for row, with its logit scale. */
+  private referenceRows(ref: ReferenceEmbeddings, candidates: number[]): Candidates['reference'] {
     const gather = (all: Float32Array): Float32Array => {
-      const out = new Float32Array(size * ref.dim);
+      const out = new Float32Array(candidates.length * ref.dim);
       candidates.forEach((row, n) => out.set(all.subarray(row * ref.dim, (row + 1) * ref.dim), n * ref.dim));
       return out;
     };
-    const matrices = await readPairMatrices(
-      size,
-      tf.tidy(() => {
-        const out = contrastiveLoss(this.config.loss, tf.tensor2d(gather(ref.image), [size, ref.dim]), tf.tensor2d(gather(ref.text), [size, ref.dim]), tf.scalar(ref.temperature), tf.scalar(ref.bias));
-        return [out.pairLoss, out.logits];
-      }),
-    );
-    // Each pool example's reference forward pass is paid once, the first time it is a candidate.
+    return { image: gather(ref.image), text: gather(ref.text), temperature: ref.temperature, bias: ref.bias };
+  }
+
+  /** Each pool example's reference forward pass is paid once, the first time it is a candidate; its loss matrix every time. */
+  private countReferenceFlops(ref: ReferenceEmbeddings, candidates: number[]): void {
     let firstSeen = 0;
     for (const row of candidates) {
       const bit = 1 << (row & 7);
@@ -388,8 +387,7 @@ export class Trainer {
         firstSeen++;
       }
     }
-    this.state.flopsReference += firstSeen * ref.forwardFlopsPerExample + similarityFlops(size, size, ref.dim);
-    return matrices;
+    this.state.flopsReference += firstSeen * ref.forwardFlopsPerExample + similarityFlops(candidates.length, candidates.length, ref.dim);
   }
 
   /** What the configured method scores candidates by. */
@@ -480,10 +478,14 @@ export class Trainer {
     const pixels = new Float32Array(rest.length * imageFloats);
     rest.forEach((p, n) => pixels.set(pool.pixels.subarray(p * imageFloats, (p + 1) * imageFloats), n * imageFloats));
     const { texts, textOf } = distinctCaptions(rest.map((p) => train.caption(pool.candidates[p])));
-    const fresh = await this.learner.score({ images: [patchify(pixels, rest.length, config.imageSize, config.patchSize, resolutionScale(config.scoreResolution))], ids: this.tokenizer.encodeBatch(texts), texts: texts.length }, textOf);
+    const fresh = await this.learner.score({
+      count: rest.length,
+      loss: config.loss,
+      learner: { pixels, imageSize: config.imageSize, patchSize: config.patchSize, scale: resolutionScale(config.scoreResolution), ids: this.tokenizer.encodeBatch(texts), texts: texts.length, textOf },
+    });
     const stale = diagonal(pool.scores);
     const referenceOwn = diagonal(pool.reference.pairLoss);
-    const freshLearner = diagonal(fresh.pairLoss);
+    const freshLearner = diagonal(fresh.learner!.pairLoss);
     return spearman(
       rest.map((p) => stale[p]),
       rest.map((p, n) => config.learnerWeight * freshLearner[n] - referenceOwn[p]),
@@ -756,7 +758,6 @@ export class Trainer {
   }
 
   async close(): Promise<void> {
-    this.ahead?.learner?.ahead.logitScale.dispose();
     this.ahead = undefined;
     await this.learner.close();
     this.selections.close();
