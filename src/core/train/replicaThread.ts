@@ -41,6 +41,21 @@ function syncWeights(replica: DualEncoder): void {
   loadedVersion = version;
 }
 
+/**
+ * The tensors `compute` returns (any may be absent), computed in a tidy and
+ * read back to the host. Read after the tidy, not inside it: tidy would walk
+ * every element of returned typed arrays in search of tensors (seconds a run
+ * for a super-batch's 320 × 320 matrices).
+ */
+function readBack(compute: () => (tf.Tensor | undefined)[]): (Float32Array | undefined)[] {
+  const tensors = tf.tidy(() => compute().map((t) => t ?? null) as tf.TensorContainer) as (tf.Tensor | null)[];
+  try {
+    return tensors.map((t) => (t ? (t.dataSync() as Float32Array) : undefined));
+  } finally {
+    tf.dispose(tensors.filter((t): t is tf.Tensor => t !== null));
+  }
+}
+
 function reply(message: ReplicaReply, transfer: ArrayBuffer[] = []): void {
   port.postMessage(message, transfer);
 }
@@ -54,26 +69,29 @@ async function handle(request: ReplicaRequest): Promise<void> {
   syncWeights(replica);
   switch (request.type) {
     case 'embed': {
-      const out = tf.tidy(() => {
+      const [image, text] = readBack(() => {
         const { image, text } = embedShard(replica, request.shard);
-        return { image: image ? (image.dataSync() as Float32Array) : undefined, text: text ? (text.dataSync() as Float32Array) : undefined };
+        return [image, text];
       });
       // Copied, not transferred: on the cpu backend dataSync may hand out the tensor's own storage.
-      reply({ type: 'embedded', id: request.id, ...out });
+      reply({ type: 'embedded', id: request.id, image, text });
       return;
     }
     case 'score': {
       const { candidates } = request;
-      const matrices = tf.tidy(() => {
+      const [learnerLoss, learnerLogits, referenceLoss, referenceLogits] = readBack(() => {
         let learner;
         if (candidates.learner) {
           const { image, text } = embedShard(replica, candidateShard(candidates.learner, candidates.count));
           learner = { image: image!, text: text!, temperature: replica.temperature, bias: replica.bias };
         }
         const out = candidateMatrices(candidates, learner);
-        const read = (pair: [tf.Tensor, tf.Tensor] | undefined): [Float32Array, Float32Array] | undefined => pair && [pair[0].dataSync() as Float32Array, pair[1].dataSync() as Float32Array];
-        return { learner: read(out.learner), reference: read(out.reference) } satisfies CandidateMatrices;
+        return [...(out.learner ?? [undefined, undefined]), ...(out.reference ?? [undefined, undefined])];
       });
+      const matrices: CandidateMatrices = {
+        learner: learnerLoss && learnerLogits && [learnerLoss, learnerLogits],
+        reference: referenceLoss && referenceLogits && [referenceLoss, referenceLogits],
+      };
       reply({ type: 'scored', id: request.id, matrices });
       return;
     }
