@@ -15,7 +15,7 @@ import { DualEncoder, patchify } from '../../src/core/model/dualEncoder';
 import { contrastiveLoss, type LossKind } from '../../src/core/model/losses';
 import { Rng } from '../../src/core/random';
 import { resolveConfig, defaultTrainConfig, modelConfigFor } from '../../src/core/train/config';
-import { embedShard, type Shard } from '../../src/core/train/replicaProtocol';
+import { candidateMatrices, embedShard, type Candidates, type Shard } from '../../src/core/train/replicaProtocol';
 import { localEmbedder, ReplicaPool, threadsFor } from '../../src/core/train/replicas';
 import { trainRun } from '../../src/core/train/run';
 import { readJsonl } from '../../src/core/runs/jsonl';
@@ -112,6 +112,37 @@ test('a failure while the main thread computes the loss reaches the caller, and 
     const flat = await pool.gradients(shard, zeros);
     assert.equal(flat.length, model.params.count());
     assert.ok(flat.every((g) => g === 0));
+  } finally {
+    await pool.close();
+    model.dispose();
+  }
+});
+
+test('the scoring thread computes a super-batch\'s matrices bit for bit as the training thread does; a bad request names the scoring thread and leaves it working', async () => {
+  const model = new DualEncoder(modelConfigFor(config, vocab), new Rng(6));
+  const pool = await ReplicaPool.start(model, 1, 'wasm', 'scoring');
+  try {
+    const count = 10;
+    const rng = new Rng(7);
+    const dim = model.config.embedDim;
+    const pixels = Float32Array.from({ length: count * config.imageSize ** 2 * 3 }, () => rng.next());
+    // Four distinct captions shared by the ten images, and a stand-in reference's rows.
+    const ids = Int32Array.from({ length: 4 * config.textLength }, (_, i) => (i % config.textLength < 3 ? 1 + ((i * 5) % (vocab - 1)) : 0));
+    const textOf = Int32Array.from({ length: count }, (_, row) => row % 4);
+    const reference = { image: Float32Array.from({ length: count * dim }, () => rng.next() - 0.5), text: Float32Array.from({ length: count * dim }, () => rng.next() - 0.5), temperature: 8, bias: -3 };
+    const candidates: Candidates = { count, loss: 'sigmoid', learner: { pixels, imageSize: config.imageSize, patchSize: config.patchSize, scale: 2, ids, texts: 4, textOf }, reference };
+
+    const threaded = await pool.score(candidates);
+    const local = tf.tidy(() => {
+      const { image, text } = embedShard(model, { images: [patchify(pixels, count, config.imageSize, config.patchSize, 2)], ids, texts: 4 });
+      const out = candidateMatrices(candidates, { image: image!, text: text!, temperature: model.temperature, bias: model.bias });
+      return [...out.learner!, ...out.reference!].map((t) => t.dataSync() as Float32Array);
+    });
+    assert.deepEqual([...threaded.learner!, ...threaded.reference!], local);
+    assert.equal(local[0].length, count * count);
+
+    await assert.rejects(pool.score({ ...candidates, learner: { ...candidates.learner!, ids: ids.subarray(0, 5) } }), /^Error: the scoring thread failed: /);
+    assert.deepEqual(await pool.score(candidates), threaded);
   } finally {
     await pool.close();
     model.dispose();

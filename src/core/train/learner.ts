@@ -87,7 +87,7 @@ export class Learner {
       const place = scoreAhead ? scoringPlace(backend, chosen.threads) : undefined;
       if (place?.thread) {
         onStart?.(`Starting a scoring thread: ${place.reason}…`);
-        scorer = await ReplicaPool.start(model, 1, backend);
+        scorer = await ReplicaPool.start(model, 1, backend, 'scoring');
       }
       return { learner: new Learner(model, optimizer, loss, replicas, scorer), ...chosen, ...(place ? { scoring: place.reason } : {}) };
     } catch (error) {

@@ -192,7 +192,8 @@ class ReplicaThread {
 
   constructor(
     readonly worker: Worker,
-    readonly index: number,
+    /** What error messages call it: "training thread 2", "the scoring thread". */
+    readonly name: string,
   ) {
     worker.on('message', (reply: ReplicaReply) => {
       const waiting = this.pending.get(reply.id);
@@ -204,7 +205,7 @@ class ReplicaThread {
         return;
       }
       this.pending.delete(reply.id);
-      if (reply.type === 'failed') waiting.reject(new Error(`training thread ${this.index + 1} failed: ${reply.message}`));
+      if (reply.type === 'failed') waiting.reject(new Error(`${this.name} failed: ${reply.message}`));
       else waiting.resolve(reply);
     });
     const fail = (error: Error): void => {
@@ -212,8 +213,8 @@ class ReplicaThread {
       for (const waiting of this.pending.values()) waiting.reject(error);
       this.pending.clear();
     };
-    worker.on('error', (error) => fail(new Error(`training thread ${index + 1} crashed: ${error.message}`)));
-    worker.on('exit', (code) => fail(new Error(`training thread ${index + 1} exited (code ${code})`)));
+    worker.on('error', (error) => fail(new Error(`${name} crashed: ${error.message}`)));
+    worker.on('exit', (code) => fail(new Error(`${name} exited (code ${code})`)));
   }
 
   request(message: ReplicaRequest, onEmbedded?: Pending['onEmbedded']): Promise<ReplicaReply> {
@@ -239,12 +240,12 @@ export class ReplicaPool implements Embedder {
     private readonly model: DualEncoder,
   ) {}
 
-  /** Starts `threads` replica threads of `model` on `backend` and gives them its current weights. */
-  static async start(model: DualEncoder, threads: number, backend: BackendName): Promise<ReplicaPool> {
+  /** Starts `threads` replica threads of `model` on `backend` and gives them its current weights; `role` names them in errors. */
+  static async start(model: DualEncoder, threads: number, backend: BackendName, role: 'training' | 'scoring' = 'training'): Promise<ReplicaPool> {
     const parameters = model.params.count();
     const control = new Int32Array(new SharedArrayBuffer(4));
     const weights = new Float32Array(new SharedArrayBuffer(parameters * 4));
-    const workers = Array.from({ length: threads }, (_, index) => new ReplicaThread(replicaWorker({ modelConfig: model.config, backend, control: control.buffer, weights: weights.buffer }), index));
+    const workers = Array.from({ length: threads }, (_, index) => new ReplicaThread(replicaWorker({ modelConfig: model.config, backend, control: control.buffer, weights: weights.buffer }), role === 'scoring' ? 'the scoring thread' : `training thread ${index + 1}`));
     const pool = new ReplicaPool(workers, control, weights, model);
     pool.publish();
     // The first request loads each thread's backend and model; fail here, not mid-step.
@@ -276,7 +277,7 @@ export class ReplicaPool implements Embedder {
       parts.map(async (part, k) => {
         if (part.imageRows.length === 0 && part.textRows.length === 0) return;
         const reply = await this.threads[k].request({ type: 'embed', id: this.nextId++, shard: part.shard });
-        if (reply.type !== 'embedded') throw new Error(`training thread ${k + 1} answered ${reply.type} to embed`);
+        if (reply.type !== 'embedded') throw new Error(`${this.threads[k].name} answered ${reply.type} to embed`);
         if (image && reply.image) scatterRows(reply.image, part.imageRows, dim, image);
         if (text && reply.text) scatterRows(reply.text, part.textRows, dim, text);
       }),
@@ -287,7 +288,7 @@ export class ReplicaPool implements Embedder {
   /** A candidate set's matrices (`candidateMatrices`), computed whole on the first thread: the patchify, both towers and both losses. */
   async score(candidates: Candidates): Promise<CandidateMatrices> {
     const reply = await this.threads[0].request({ type: 'score', id: this.nextId++, candidates });
-    if (reply.type !== 'scored') throw new Error(`the scoring thread answered ${reply.type} to score`);
+    if (reply.type !== 'scored') throw new Error(`${this.threads[0].name} answered ${reply.type} to score`);
     return reply.matrices;
   }
 
