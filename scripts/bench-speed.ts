@@ -38,9 +38,9 @@ import { Rng } from '../src/core/random';
 import { scoreMatrix, type SquareMatrix } from '../src/core/selection/scores';
 import { pairwiseScorer, selectJoint } from '../src/core/selection/selectors';
 import { defaultTrainConfig, modelConfigFor, type TrainConfig } from '../src/core/train/config';
-import { Learner, type PairMatrices } from '../src/core/train/learner';
+import { Learner } from '../src/core/train/learner';
 import { AdamW, type OptimizerConfig } from '../src/core/train/optimizer';
-import type { Shard } from '../src/core/train/replicaProtocol';
+import type { PairMatrices, Shard } from '../src/core/train/replicaProtocol';
 
 const { values } = parseArgs({
   options: {

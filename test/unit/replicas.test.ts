@@ -138,7 +138,8 @@ test('the scoring thread computes a super-batch\'s matrices bit for bit as the t
       const out = candidateMatrices(candidates, { image: image!, text: text!, temperature: model.temperature, bias: model.bias });
       return [...out.learner!, ...out.reference!].map((t) => t.dataSync() as Float32Array);
     });
-    assert.deepEqual([...threaded.learner!, ...threaded.reference!], local);
+    assert.deepEqual([threaded.learner!.pairLoss.values, threaded.learner!.logits.values, threaded.reference!.pairLoss.values, threaded.reference!.logits.values], local);
+    assert.equal(threaded.learner!.pairLoss.size, count);
     assert.equal(local[0].length, count * count);
 
     await assert.rejects(pool.score({ ...candidates, learner: { ...candidates.learner!, ids: ids.subarray(0, 5) } }), /^Error: the scoring thread failed: /);

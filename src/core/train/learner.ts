@@ -7,9 +7,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { BackendName } from '../backend';
 import { forwardFlops, type DualEncoder } from '../model/dualEncoder';
 import { contrastiveLoss, type LossKind } from '../model/losses';
-import type { SquareMatrix } from '../selection/scores';
 import type { AdamW } from './optimizer';
-import { candidateMatrices, candidateShard, embedShard, type Candidates, type Shard } from './replicaProtocol';
+import { candidateMatrices, candidateShard, embedShard, type Candidates, type CandidateScores, type PairMatrices, type Shard } from './replicaProtocol';
 import { localEmbedder, ReplicaPool, scoringPlace, threadsFor, type Embedder } from './replicas';
 
 /**
@@ -23,18 +22,6 @@ async function readPairMatrices(size: number, [pairLoss, logits]: tf.Tensor[]): 
   } finally {
     tf.dispose([pairLoss, logits]);
   }
-}
-
-/** A candidate set's per-pair loss and logit matrices (DESIGN.md: every score is built from them). */
-export interface PairMatrices {
-  pairLoss: SquareMatrix;
-  logits: SquareMatrix;
-}
-
-/** The learner's and the reference's matrices over a candidate set, for the parts it asked for. */
-export interface CandidateScores {
-  learner?: PairMatrices;
-  reference?: PairMatrices;
 }
 
 export interface LearnerGradients {
@@ -96,7 +83,7 @@ export class Learner {
     }
   }
 
-    /**
+  /**
    * The learner's and the reference's pair-loss and logit matrices over a
    * candidate set (`Candidates`), with the weights as they are now, in this
    * thread (its towers across the training threads where there are several).
@@ -131,13 +118,11 @@ export class Learner {
     let scored: Promise<CandidateScores>;
     if (this.scorer) {
       this.scorer.publish();
-      const square = (values: Float32Array): SquareMatrix => ({ size: candidates.count, values });
-      const pair = (matrices: [Float32Array, Float32Array] | undefined): PairMatrices | undefined => matrices && { pairLoss: square(matrices[0]), logits: square(matrices[1]) };
       // The pixels go by shared memory: posting them would copy a few MB on this thread, every pool.
       const pixels = candidates.learner && new Float32Array(new SharedArrayBuffer(candidates.learner.pixels.byteLength));
       if (pixels) pixels.set(candidates.learner!.pixels);
       const posted = pixels ? { ...candidates, learner: { ...candidates.learner!, pixels } } : candidates;
-      scored = this.scorer.score(posted).then((matrices) => ({ learner: pair(matrices.learner), reference: pair(matrices.reference) }));
+      scored = this.scorer.score(posted);
     } else {
       scored = this.score(candidates);
     }

@@ -6,6 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { patchify, type DualEncoder, type PatchBatch } from '../model/dualEncoder';
 import { contrastiveLoss, type LossKind } from '../model/losses';
+import type { SquareMatrix } from '../selection/scores';
 
 /** Largest batch one forward pass takes: the wasm backend fails with an out-of-bounds memory access between 1,600 and 2,560 images at the default width (64), sooner for wider models. */
 export const FORWARD_CHUNK = 512;
@@ -48,10 +49,16 @@ export interface Candidates {
   };
 }
 
-/** The learner's, then the reference's, [pairLoss, logits] over a candidate set ([count, count] each), for the parts it asked for. */
-export interface CandidateMatrices {
-  learner?: [Float32Array, Float32Array];
-  reference?: [Float32Array, Float32Array];
+/** A candidate set's per-pair loss and logit matrices (DESIGN.md: every score is built from them). */
+export interface PairMatrices {
+  pairLoss: SquareMatrix;
+  logits: SquareMatrix;
+}
+
+/** The learner's and the reference's matrices over a candidate set, for the parts it asked for. */
+export interface CandidateScores {
+  learner?: PairMatrices;
+  reference?: PairMatrices;
 }
 
 export type ReplicaRequest =
@@ -71,7 +78,7 @@ export type ReplicaRequest =
 
 export type ReplicaReply =
   | { type: 'embedded'; id: number; image?: Float32Array; text?: Float32Array }
-  | { type: 'scored'; id: number; matrices: CandidateMatrices }
+  | { type: 'scored'; id: number; scores: CandidateScores }
   | { type: 'gradients'; id: number; flat: Float32Array }
   | { type: 'failed'; id: number; message: string };
 

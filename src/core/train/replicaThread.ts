@@ -10,7 +10,7 @@ import { selectBackend, type BackendName } from '../backend';
 import { DualEncoder } from '../model/dualEncoder';
 import type { ModelConfig } from '../model/modelConfig';
 import { Rng } from '../random';
-import { candidateMatrices, candidateShard, embedShard, type CandidateMatrices, type ReplicaReply, type ReplicaRequest } from './replicaProtocol';
+import { candidateMatrices, candidateShard, embedShard, type CandidateScores, type ReplicaReply, type ReplicaRequest } from './replicaProtocol';
 
 interface ReplicaInit {
   modelConfig: ModelConfig;
@@ -88,11 +88,12 @@ async function handle(request: ReplicaRequest): Promise<void> {
         const out = candidateMatrices(candidates, learner);
         return [...(out.learner ?? [undefined, undefined]), ...(out.reference ?? [undefined, undefined])];
       });
-      const matrices: CandidateMatrices = {
-        learner: learnerLoss && learnerLogits && [learnerLoss, learnerLogits],
-        reference: referenceLoss && referenceLogits && [referenceLoss, referenceLogits],
+      const square = (values: Float32Array) => ({ size: candidates.count, values });
+      const scores: CandidateScores = {
+        learner: learnerLoss && learnerLogits && { pairLoss: square(learnerLoss), logits: square(learnerLogits) },
+        reference: referenceLoss && referenceLogits && { pairLoss: square(referenceLoss), logits: square(referenceLogits) },
       };
-      reply({ type: 'scored', id: request.id, matrices });
+      reply({ type: 'scored', id: request.id, scores });
       return;
     }
     case 'gradients': {

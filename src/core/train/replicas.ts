@@ -24,7 +24,7 @@ import { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendName } from '../backend';
 import type { DualEncoder } from '../model/dualEncoder';
-import { embedShard, type CandidateMatrices, type Candidates, type ReplicaReply, type ReplicaRequest, type Shard } from './replicaProtocol';
+import { embedShard, type CandidateScores, type Candidates, type ReplicaReply, type ReplicaRequest, type Shard } from './replicaProtocol';
 
 /** Image and caption embeddings, row-major [rows, embedDim]. */
 export interface ShardEmbeddings {
@@ -286,10 +286,10 @@ export class ReplicaPool implements Embedder {
   }
 
   /** A candidate set's matrices (`candidateMatrices`), computed whole on the first thread: the patchify, both towers and both losses. */
-  async score(candidates: Candidates): Promise<CandidateMatrices> {
+  async score(candidates: Candidates): Promise<CandidateScores> {
     const reply = await this.threads[0].request({ type: 'score', id: this.nextId++, candidates });
     if (reply.type !== 'scored') throw new Error(`${this.threads[0].name} answered ${reply.type} to score`);
-    return reply.matrices;
+    return reply.scores;
   }
 
   /**

@@ -25,8 +25,8 @@ import { modelConfigFor, needsReference, resolutionScale, scoredPoolSize, scores
 import { loadReference, noiseSeparation, readLogitScale, referenceEmbeddings, type ReferenceEmbeddings } from './reference';
 import { distinctCaptions, evaluate, prepareEvalSet, type EvalSet } from './eval';
 import { embedChunkRows } from './embedShards';
-import { Learner, type CandidateScores, type PairMatrices } from './learner';
-import type { Candidates, Shard } from './replicaProtocol';
+import { Learner } from './learner';
+import type { Candidates, CandidateScores, PairMatrices, Shard } from './replicaProtocol';
 import { AdamW, learningRateAt } from './optimizer';
 
 export interface TrainHooks {
