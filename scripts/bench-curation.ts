@@ -7,12 +7,16 @@
  *
  *   npm run bench:curation [-- --data PATH --eval-data PATH --curated PATH] [--quick] [--parallel 2]
  *     [--only a,b,c] [--reference-dir RUN] [--baseline-dir RUN] [--reference-flags="--low-res-fraction 0.5"]
- *     [--seed N] [--eval-size N] [--learner-flags="--learning-rate 0.004"]
+ *     [--seed N] [--eval-size N] [--learner-flags="--learning-rate 0.004"] [--clean-data PATH]
  *
  * --reference-dir uses an already trained reference instead of training one
  * (its pool embeddings are cached beside it); --baseline-dir an already
  * trained uniform run of the same settings instead of training one. Both
- * save a screen of new variants the runs that do not change.
+ * save a screen of new variants the runs that do not change. The
+ * uniform-clean row trains uniformly on the pool without its swapped
+ * captions (derived for built-in data; --clean-data for other data, e.g. the
+ * pool's rows with "noisy": false): a perfect noise filter's curve, the one a
+ * selection has to beat to be more than a filter.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -26,6 +30,8 @@ const { values } = parseArgs({
     data: { type: 'string', default: 'builtin:train' },
     'eval-data': { type: 'string', default: 'builtin:eval' },
     curated: { type: 'string', default: 'builtin:curated?size=8000' },
+    // The pool without its swapped captions, for the uniform-clean row (a perfect noise filter). Built-in data: derived.
+    'clean-data': { type: 'string' },
     quick: { type: 'boolean', default: false },
     parallel: { type: 'string', default: String(Math.max(1, Math.min(2, os.cpus().length))) },
     steps: { type: 'string' },
@@ -55,6 +61,23 @@ const shared = quick
 const data = quick && values.data === 'builtin:train' ? 'builtin:train?size=3000' : values.data;
 const evalData = quick && values['eval-data'] === 'builtin:eval' ? 'builtin:eval?size=200' : values['eval-data'];
 const curated = quick && values.curated.startsWith('builtin:curated') ? 'builtin:curated?size=1000' : values.curated;
+/**
+ * The same pool with its swapped captions taken out: uniform training on it is what a perfect noise filter gives,
+ * the curve that selection has to beat to be more than a filter. For built-in data, the train split at the pool's
+ * clean size with no swaps (its duplicates and degraded images kept); other data needs --clean-data.
+ */
+function cleanPoolOf(spec: string): string | undefined {
+  if (values['clean-data']) return values['clean-data'];
+  const match = /^builtin:train(?:\?(.*))?$/.exec(spec);
+  if (!match) return undefined;
+  const params = new URLSearchParams(match[1] ?? '');
+  const size = Number(params.get('size') ?? 20000);
+  const swap = Number(params.get('swap') ?? 0.4);
+  params.set('size', String(Math.round(size * (1 - swap))));
+  params.set('swap', '0');
+  return `builtin:train?${params.toString()}`;
+}
+const cleanData = cleanPoolOf(data);
 const name = values.name ?? `curation${quick ? '-quick' : ''}`;
 const root = path.resolve(values.out, `${name}-runs`);
 const cli = path.resolve(__dirname, '..', 'bin', 'sift.js');
@@ -63,14 +86,14 @@ interface LearnerJob extends Job {
   needsReference: boolean;
 }
 
-const common = ['--seed', values.seed, '--data', data, '--eval-data', evalData, ...shared, ...values['learner-flags'].split(/\s+/).filter(Boolean)];
+const common = ['--seed', values.seed, '--eval-data', evalData, ...shared, ...values['learner-flags'].split(/\s+/).filter(Boolean)];
 const referenceDir = values['reference-dir'] ? path.resolve(values['reference-dir']) : path.join(root, 'reference');
 const baselineDir = values['baseline-dir'] ? path.resolve(values['baseline-dir']) : undefined;
 /** Every method but uniform scores with the reference (`--passed-reference uniform` is not the uniform method). */
 const isUniform = (extra: string[]): boolean => extra[extra.indexOf('--method') + 1] === 'uniform';
-const learner = (jobName: string, extra: string[], runSteps = steps): LearnerJob => ({
+const learner = (jobName: string, extra: string[], runSteps = steps, trainData = data): LearnerJob => ({
   name: jobName,
-  args: ['train', ...common, '--steps', String(runSteps), '--run-dir', path.join(root, jobName), ...extra, ...(isUniform(extra) ? [] : ['--reference', referenceDir])],
+  args: ['train', '--data', trainData, ...common, '--steps', String(runSteps), '--run-dir', path.join(root, jobName), ...extra, ...(isUniform(extra) ? [] : ['--reference', referenceDir])],
   log: path.join(root, `${jobName}.log`),
   needsReference: !isUniform(extra),
 });
@@ -78,6 +101,7 @@ const learner = (jobName: string, extra: string[], runSteps = steps): LearnerJob
 const full = ['--score-resolution', 'full', '--reference-resolution', 'full'];
 let jobs: LearnerJob[] = [
   learner('uniform', ['--method', 'uniform']),
+  ...(cleanData ? [learner('uniform-clean', ['--method', 'uniform'], steps, cleanData)] : []),
   learner('independent-f0.8', ['--method', 'independent', '--filter-ratio', '0.8', ...full]),
   learner('jest-f0.5', ['--method', 'jest', '--filter-ratio', '0.5', ...full]),
   learner('jest-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', ...full]),
@@ -127,11 +151,14 @@ async function main(): Promise<void> {
   const started = Date.now();
   process.stdout.write(`bench:curation${quick ? ' (quick)' : ''}: ${steps} steps per learner, reference ${referenceSteps} steps on ${curated}; ${width} at a time. Runs in ${root}\n`);
   const referenceJob: Job = { name: 'reference', log: path.join(root, 'reference.log'), args: ['reference', '--seed', '0', '--steps', String(referenceSteps), '--data', curated, '--eval-data', evalData, ...shared, ...values['reference-flags'].split(/\s+/).filter(Boolean), '--run-dir', referenceDir] };
-  // The reference and the uniform baseline need nothing else: run them side by side first.
   if (baselineDir) jobs = jobs.filter((job) => job.name !== 'uniform');
-  const first = jobs.filter((job) => !job.needsReference);
-  await Promise.all([values['reference-dir'] ? Promise.resolve() : runJob(cli, referenceJob, report), runJobs(cli, first, Math.max(1, width - 1), report)]);
-  await runJobs(cli, jobs.filter((job) => job.needsReference), width, report);
+  if (values['reference-dir']) {
+    await runJobs(cli, jobs, width, report);
+  } else {
+    // The reference and the runs that do not use it (uniform, uniform-clean) side by side first.
+    await Promise.all([runJob(cli, referenceJob, report), runJobs(cli, jobs.filter((job) => !job.needsReference), Math.max(1, width - 1), report)]);
+    await runJobs(cli, jobs.filter((job) => job.needsReference), width, report);
+  }
 
   const comparison = await compareRuns([...(baselineDir ? [baselineDir] : []), ...jobs.map((job) => path.join(root, job.name))]);
   const markdown = comparisonMarkdown(comparison);
