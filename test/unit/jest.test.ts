@@ -205,6 +205,38 @@ test('learnerWeight 0 picks by the reference alone — the same batches as easy-
   assert.throws(() => resolveConfig({ method: 'jest', reference: referenceDir, learnerWeight: 0, passedReference: 'mix' }), /learnerWeight 0 scores without the learner: set learnerWeight above 0 or passedReference keep/);
 });
 
+test('distill: the learner also fits its reference\'s pair probabilities on each batch — selected or uniform — with the same picks, a falling distill_loss and the reference\'s FLOPs counted; without a reference it is a config error', async () => {
+  const run = async (name: string, extra: Partial<TrainConfig>) => {
+    const runDir = path.join(root, name);
+    await trainRun(resolveConfig(tiny, { data: 'builtin:train?size=300', filterRatio: 0.5, chunks: 4, reference: referenceDir, steps: 8, evalEvery: 8, runDir }, extra));
+    const trains = readJsonl<MetricLine>(path.join(runDir, 'metrics.jsonl')).rows.flatMap((r) => (r.type === 'train' ? [r] : []));
+    return { trains, ids: readJsonl<SelectionLine>(path.join(runDir, 'selections.jsonl')).rows.map((s) => s.ids) };
+  };
+  const plain = await run('distill-0', { method: 'jest' });
+  const distilled = await run('distill-5', { method: 'jest', distill: 5 });
+  assert.ok(plain.trains.every((line) => line.distill_loss === undefined));
+  const kl = distilled.trains.map((line) => line.distill_loss);
+  assert.ok(kl.every((value) => value !== undefined && Number.isFinite(value) && value >= 0), `distill_loss on every step: ${kl}`);
+  assert.ok(kl[kl.length - 1]! < kl[0]! * 0.8, `the learner moves towards its reference: ${kl}`);
+  assert.deepEqual(distilled.ids[0], plain.ids[0], 'the first picks are the same: distilling changes training, not the first scoring');
+  assert.notEqual(distilled.trains[1].loss, plain.trains[1].loss);
+  // The targets come from the reference's cached embeddings: only the b × b products are new.
+  const extra = distilled.trains[7].flops_reference - plain.trains[7].flops_reference;
+  assert.equal(extra, 8 * 2 * 8 * 8 * tiny.embedDim!, 'a b × b product of the reference\'s embeddings a step');
+  assert.equal(distilled.trains[7].flops_train, plain.trains[7].flops_train);
+
+  // Uniform batches distill too: the reference's pass is paid for the rows they train on.
+  const uniform = await run('distill-uniform', { method: 'uniform', distill: 5 });
+  assert.ok(uniform.trains.every((line) => line.distill_loss !== undefined && line.flops_score === 0));
+  assert.ok(uniform.trains[7].flops_reference > 0);
+  // compare measures against plain uniform, whatever the order, and names the distilling runs.
+  await run('distill-plain-uniform', { method: 'uniform' });
+  const comparison = await compareRuns(['distill-uniform', 'distill-plain-uniform', 'distill-5'].map((name) => path.join(root, name)));
+  assert.equal(comparison.baseline, 'distill-plain-uniform');
+  assert.deepEqual(comparison.runs.map((r) => r.method), ['uniform + distill 5', 'uniform', 'jest + distill 5']);
+  assert.throws(() => resolveConfig({ method: 'uniform', distill: 1 }), /distill 1 fits the learner to the reference model's pair probabilities on each batch: give --reference RUN_DIR \(train one with: sift reference --run-dir RUN_DIR\), or set distill 0/);
+});
+
 test('a selecting method without a reference is a config error that says how to make one', () => {
   assert.throws(() => resolveConfig({ method: 'jest' }), /method "jest" scores with a reference model: give --reference RUN_DIR \(train one with: sift reference --run-dir RUN_DIR\)/);
 });

@@ -2,7 +2,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../src/core/backend';
-import { sigmoidLoss, softmaxLoss } from '../../src/core/model/losses';
+import { distillationLoss, sigmoidLoss, softmaxLoss } from '../../src/core/model/losses';
 
 before(async () => {
   await selectBackend('wasm');
@@ -68,5 +68,39 @@ test('both losses have gradients on the wasm backend (no logSigmoid trap)', () =
     });
     for (const grad of grads) for (const v of grad.flat()) assert.ok(Number.isFinite(v), `${kind} gradient finite`);
     assert.ok(grads[0].flat().some((v) => Math.abs(v) > 1e-6), `${kind} gradient non-zero`);
+  }
+});
+
+test('distillation: 0 where the learner agrees with its teacher, above 0 where not, and the sigmoid gradient pulls each pair probability to the teacher\'s', () => {
+  const teacher = [
+    [2, -1, -3],
+    [-2, 1.5, -0.5],
+    [-4, 0, 3],
+  ];
+  const learner = [
+    [0.5, 0.2, -1],
+    [1, -2, 0.3],
+    [-1, -1, 1],
+  ];
+  const sigma = (x: number): number => 1 / (1 + Math.exp(-x));
+  for (const kind of ['sigmoid', 'softmax'] as const) {
+    const [same, apart, grad] = tf.tidy(() => {
+      const r = tf.tensor2d(teacher);
+      const same = distillationLoss(kind, tf.tensor2d(teacher), r).dataSync()[0];
+      const apart = distillationLoss(kind, tf.tensor2d(learner), r).dataSync()[0];
+      const grad = tf.grad((l: tf.Tensor) => distillationLoss(kind, l as tf.Tensor2D, r))(tf.tensor2d(learner)).arraySync() as number[][];
+      return [same, apart, grad];
+    });
+    assert.ok(Math.abs(same) < 1e-5, `${kind}: ${same} at agreement`);
+    assert.ok(apart > 0.1, `${kind}: ${apart} apart`);
+    if (kind === 'sigmoid') {
+      // d/dl KL(σ(r) ‖ σ(l)) = σ(l) − σ(r), over the batch of 3.
+      learner.forEach((row, i) => row.forEach((l, j) => assert.ok(Math.abs(grad[i][j] - (sigma(l) - sigma(teacher[i][j])) / 3) < 1e-5, `pair ${i},${j}`)));
+    } else {
+      // A step against the gradient brings the learner closer to its teacher.
+      const stepped = learner.map((row, i) => row.map((l, j) => l - 0.5 * grad[i][j]));
+      const closer = tf.tidy(() => distillationLoss(kind, tf.tensor2d(stepped), tf.tensor2d(teacher)).dataSync()[0]);
+      assert.ok(closer < apart, `softmax: ${closer} after a step, ${apart} before`);
+    }
   }
 });

@@ -17,6 +17,8 @@ import { Rng } from '../../src/core/random';
 import { resolveConfig, defaultTrainConfig, modelConfigFor } from '../../src/core/train/config';
 import { candidateMatrices, embedShard, type Candidates, type Shard } from '../../src/core/train/replicaProtocol';
 import { localEmbedder, ReplicaPool, threadsFor } from '../../src/core/train/replicas';
+import { Learner } from '../../src/core/train/learner';
+import { AdamW } from '../../src/core/train/optimizer';
 import { trainRun } from '../../src/core/train/run';
 import { readJsonl } from '../../src/core/runs/jsonl';
 import type { MetricLine, RunJson, TrainMetrics } from '../../src/core/runs/record';
@@ -96,6 +98,40 @@ for (const loss of ['sigmoid', 'softmax'] as LossKind[]) {
     }
   });
 }
+
+test('with a teacher to distill from, the learner\'s loss, distillation term and gradients over 3 threads equal one thread\'s', async () => {
+  const shard = randomShard(9, 3, 5);
+  const rng = new Rng(8);
+  const teacher = { logits: Float32Array.from({ length: 81 }, () => rng.next() * 6 - 3), weight: 2 };
+  const run = async (threads: number) => {
+    const model = new DualEncoder(modelConfigFor(config, vocab), new Rng(3));
+    const optimizer = new AdamW({ learningRate: 1e-3, beta1: 0.9, beta2: 0.98, epsilon: 1e-8, weightDecay: 0, clipNorm: 1, warmupSteps: 1, totalSteps: 1, minLrRatio: 1 }, model.params.variables);
+    const { learner } = await Learner.create(model, optimizer, 'sigmoid', 'wasm', threads, 9);
+    try {
+      const plain = await learner.gradients(shard);
+      tf.dispose(Object.values(plain.grads));
+      const { loss, distillLoss, grads } = await learner.gradients(shard, teacher);
+      // In the model's variable order: names differ between two models of one process.
+      const flat = [...model.params.variables.values()].map((variable) => grads[variable.name].dataSync() as Float32Array);
+      tf.dispose(Object.values(grads));
+      return { plainLoss: plain.loss, loss, distillLoss, flat };
+    } finally {
+      await learner.close();
+      model.dispose();
+    }
+  };
+  const one = await run(1);
+  const three = await run(3);
+  assert.equal(one.loss, one.plainLoss, 'loss stays the contrastive loss');
+  assert.ok(one.distillLoss !== undefined && one.distillLoss > 0);
+  assert.ok(Math.abs(three.loss - one.loss) < 1e-5 && Math.abs(three.distillLoss! - one.distillLoss!) < 1e-5, `${three.loss}/${three.distillLoss} vs ${one.loss}/${one.distillLoss}`);
+  const largest = Math.max(...one.flat.map((g) => Math.max(...g.map(Math.abs))));
+  assert.equal(three.flat.length, one.flat.length);
+  one.flat.forEach((want, k) => {
+    const difference = maxRelativeDifference(three.flat[k], want, 1e-3 * largest);
+    assert.ok(difference < 1e-4, `variable ${k}: relative difference ${difference}`);
+  });
+});
 
 test('a failure while the main thread computes the loss reaches the caller, and the pool keeps working', async () => {
   const model = new DualEncoder(modelConfigFor(config, vocab), new Rng(4));

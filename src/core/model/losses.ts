@@ -59,6 +59,39 @@ export function softmaxLoss(image: tf.Tensor2D, text: tf.Tensor2D, temperature: 
   return { loss, logits, pairLoss };
 }
 
+/**
+ * How far the learner's pair probabilities are from a teacher's on the same
+ * batch (both [batch, batch] logits, the teacher's constant): the divergence
+ * the loss's own probability model gives, so 0 exactly when they agree. Sigmoid:
+ * each pair is a Bernoulli, Σᵢⱼ KL(σ(rᵢⱼ) ‖ σ(lᵢⱼ)) / batch, on the scale of
+ * the sigmoid loss. Softmax: the mean of the rows' (image → text) and the
+ * columns' (text → image) KL(softmax(r) ‖ softmax(l)), per example.
+ */
+export function distillationLoss(kind: LossKind, logits: tf.Tensor2D, teacher: tf.Tensor2D): tf.Scalar {
+  const batch = logits.shape[0];
+  switch (kind) {
+    case 'sigmoid': {
+      // KL(p ‖ σ(l)) = [softplus(l) − p·l] − [softplus(r) − p·r], p = σ(r).
+      const p = tf.sigmoid(teacher);
+      const cross = tf.sub(tf.softplus(logits), tf.mul(p, logits));
+      const entropy = tf.sub(tf.softplus(teacher), tf.mul(p, teacher));
+      return tf.div(tf.sum(tf.sub(cross, entropy)), batch) as tf.Scalar;
+    }
+    case 'softmax': {
+      const kl = (axis: number): tf.Tensor => {
+        const teacherLog = tf.logSoftmax(axis === 1 ? teacher : tf.transpose(teacher));
+        const studentLog = tf.logSoftmax(axis === 1 ? logits : tf.transpose(logits));
+        return tf.sum(tf.mul(tf.exp(teacherLog), tf.sub(teacherLog, studentLog)));
+      };
+      return tf.div(tf.add(kl(1), kl(0)), 2 * batch) as tf.Scalar;
+    }
+    default: {
+      const unknown: never = kind;
+      throw new Error(`unknown loss ${String(unknown)}`);
+    }
+  }
+}
+
 export function contrastiveLoss(kind: LossKind, image: tf.Tensor2D, text: tf.Tensor2D, temperature: tf.Tensor, bias: tf.Tensor): ContrastiveLoss {
   switch (kind) {
     case 'sigmoid':

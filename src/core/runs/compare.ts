@@ -134,7 +134,9 @@ export async function compareRuns(dirs: readonly string[], options: { metric?: C
   const metric = options.metric ?? 'i2t_r1';
   const runs: LoadedRun[] = [];
   for (const dir of dirs) runs.push(await loadRun(dir));
-  const baseline = runs.find((r) => r.run.config.method === 'uniform');
+  // Plain uniform is the baseline; a uniform run that distils from a reference is one of the compared runs.
+  const isUniform = (r: LoadedRun): boolean => r.run.config.method === 'uniform';
+  const baseline = runs.find((r) => isUniform(r) && !(r.run.config.distill > 0)) ?? runs.find(isUniform);
   let target = options.target;
   let targetFrom = 'given';
   if (target === undefined) {
@@ -162,7 +164,7 @@ export async function compareRuns(dirs: readonly string[], options: { metric?: C
     return {
       dir: r.dir,
       id: r.run.id,
-      method: r.run.config.method,
+      method: r.run.config.distill > 0 ? `${r.run.config.method} + distill ${r.run.config.distill}` : r.run.config.method,
       filterRatio: r.run.config.method === 'uniform' ? undefined : r.run.config.filterRatio,
       status: r.run.status,
       steps: lastTrain?.step ?? 0,

@@ -96,7 +96,10 @@ export interface TrainMetrics {
   wall_s: number;
   /** Seconds spent training and evaluating: pauses and downtime excluded. */
   active_s: number;
+  /** The contrastive loss; with `distill`, the trained loss also holds distill × distill_loss. */
   loss: number;
+  /** With `distill` above 0, on selected batches: how far the learner's pair probabilities are from the reference's (0 = equal). */
+  distill_loss?: number;
   lr: number;
   grad_norm: number;
   temperature: number;

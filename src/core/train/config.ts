@@ -54,6 +54,14 @@ export interface TrainConfig {
    */
   learnerWeight: number;
   /**
+   * Weight of a distillation term: on each batch the learner also fits the
+   * reference model's pair probabilities, computed from the reference's
+   * cached embeddings of the batch (counted in the reference's FLOPs; any
+   * method, uniform included, given a reference). 0 = data selection alone,
+   * the paper's JEST.
+   */
+  distill: number;
+  /**
    * Every this many steps selections.jsonl also keeps the whole super-batch:
    * the rejected candidates with their scores and, for the sigmoid loss, each
    * pick's largest batch-mate terms. 0 = never.
@@ -152,6 +160,7 @@ export const defaultTrainConfig: TrainConfig = {
   selectionTemperature: 1,
   // Chosen by bench:curation over three seeds on two data sets (docs/results.md, "The learner's share of learnability").
   learnerWeight: 0.25,
+  distill: 0,
   superBatchEvery: 25,
   reference: '',
   // Chosen by bench:curation (docs/results.md, "Cheaper selection"): half-resolution scoring and reference pass.
@@ -200,6 +209,7 @@ export const configHelp: Record<keyof TrainConfig, string> = {
   jointNormalization: 'conditional score scaling as the batch grows: sum (paper) or mean',
   selectionTemperature: 'softmax temperature of the joint sampler',
   learnerWeight: 'learnability = w · learner loss − reference loss (jest, independent): 1 = the paper, 0 = easy-reference scores and no learner pass',
+  distill: "weight of fitting the reference's pair probabilities on each batch, any method (0 = off)",
   superBatchEvery: 'every N steps also record the rejected candidates and batch-mate terms (0 = never)',
   reference: 'run folder of the reference model (sift reference)',
   scoreResolution: 'learner scoring resolution: full, low (half) or quarter, same weights',
@@ -256,6 +266,7 @@ export const fieldKinds: Record<keyof TrainConfig, FieldKind> = {
   jointNormalization: { kind: 'enum', values: ['sum', 'mean'] },
   selectionTemperature: { kind: 'number', min: 0.001, max: 1000 },
   learnerWeight: { kind: 'number', min: 0, max: 10 },
+  distill: { kind: 'number', min: 0, max: 10 },
   superBatchEvery: { kind: 'int', min: 0 },
   reference: { kind: 'string' },
   scoreResolution: { kind: 'enum', values: resolutions },
@@ -383,6 +394,11 @@ export function needsReference(method: Method): boolean {
   return method === 'jest' || method === 'independent' || method === 'easy-reference';
 }
 
+/** Whether a run loads its reference: to select with, or to distill from. */
+export function usesReference(config: Pick<TrainConfig, 'method' | 'distill'>): boolean {
+  return needsReference(config.method) || config.distill > 0;
+}
+
 /** Candidates scored per step: b / (1 − f), rounded; b itself for uniform batches. */
 export function superBatchSize(config: Pick<TrainConfig, 'method' | 'batchSize' | 'filterRatio'>): number {
   return config.method === 'uniform' ? config.batchSize : Math.round(config.batchSize / (1 - config.filterRatio));
@@ -425,6 +441,9 @@ export function resolveConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
   }
   if (config.learnerWeight === 0 && config.passedReference !== 'keep' && (config.method === 'jest' || config.method === 'independent')) {
     throw new ConfigError(`passedReference ${config.passedReference} compares the learner's losses with the reference's, and learnerWeight 0 scores without the learner: set learnerWeight above 0 or passedReference keep.`);
+  }
+  if (config.distill > 0 && !config.reference) {
+    throw new ConfigError(`distill ${config.distill} fits the learner to the reference model's pair probabilities on each batch: give --reference RUN_DIR (train one with: sift reference --run-dir RUN_DIR), or set distill 0.`);
   }
   return config;
 }

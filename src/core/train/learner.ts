@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendName } from '../backend';
 import { forwardFlops, type DualEncoder } from '../model/dualEncoder';
-import { contrastiveLoss, type LossKind } from '../model/losses';
+import { contrastiveLoss, distillationLoss, type LossKind } from '../model/losses';
 import type { AdamW } from './optimizer';
 import { candidateMatrices, candidateShard, embedShard, type Candidates, type CandidateScores, type PairMatrices, type Shard } from './replicaProtocol';
 import { localEmbedder, ReplicaPool, scoringPlace, threadsFor, type Embedder } from './replicas';
@@ -24,9 +24,17 @@ async function readPairMatrices(size: number, [pairLoss, logits]: tf.Tensor[]): 
   }
 }
 
+/** What the learner also fits on a batch: a teacher's [rows, rows] pair logits, row-major, and the term's weight. */
+export interface Teacher {
+  logits: Float32Array;
+  weight: number;
+}
+
 export interface LearnerGradients {
-  /** The batch's loss (mean per example). */
+  /** The batch's contrastive loss (mean per example). */
   loss: number;
+  /** With a teacher: its distillation term, unweighted (the gradients include weight × it). */
+  distillLoss?: number;
   /** Gradient of every trainable variable, keyed by its tfjs name. */
   grads: tf.NamedTensorMap;
 }
@@ -131,9 +139,29 @@ export class Learner {
     return scored;
   }
 
-  /** The batch's loss and gradients; each caption aligned with its image (shard.texts = image rows). */
-  gradients(shard: Shard): Promise<LearnerGradients> {
-    return this.replicas ? this.parallelGradients(this.replicas, shard) : this.localGradients(shard);
+  /**
+   * The batch's loss and gradients; each caption aligned with its image
+   * (shard.texts = image rows). With a teacher, the loss trained on adds
+   * weight × the distillation term towards its [rows, rows] pair logits.
+   */
+  gradients(shard: Shard, teacher?: Teacher): Promise<LearnerGradients> {
+    return this.replicas ? this.parallelGradients(this.replicas, shard, teacher) : this.localGradients(shard, teacher);
+  }
+
+  /** The contrastive loss of a batch's embeddings, plus the teacher's term; `parts` gets both values. */
+  private objective(image: tf.Tensor2D, text: tf.Tensor2D, temperature: tf.Tensor, bias: tf.Tensor, teacher: Teacher | undefined, parts: tf.Scalar[]): tf.Scalar {
+    const pair = contrastiveLoss(this.loss, image, text, temperature, bias);
+    parts.push(tf.keep(pair.loss.clone()));
+    if (!teacher || teacher.weight === 0) return pair.loss;
+    const rows = image.shape[0];
+    const distill = distillationLoss(this.loss, pair.logits, tf.tensor2d(teacher.logits, [rows, rows]));
+    parts.push(tf.keep(distill.clone()));
+    return tf.add(pair.loss, tf.mul(distill, teacher.weight)) as tf.Scalar;
+  }
+
+  /** The values of the parts `objective` kept: the contrastive loss, then the teacher's term if any. */
+  private static partsOf([loss, distillLoss]: number[]): { loss: number; distillLoss?: number } {
+    return distillLoss === undefined ? { loss } : { loss, distillLoss };
   }
 
   /** Applies an optimizer step and hands the new weights to the replica threads; frees `grads`. Returns the gradient norm. */
@@ -147,15 +175,17 @@ export class Learner {
   }
 
   /** In this thread: one tape over both towers and the loss. */
-  private async localGradients(shard: Shard): Promise<LearnerGradients> {
+  private async localGradients(shard: Shard, teacher: Teacher | undefined): Promise<LearnerGradients> {
     const { model } = this;
+    const parts: tf.Scalar[] = [];
     const { value, grads } = tf.variableGrads(() => {
       const { image, text } = embedShard(model, shard);
-      return contrastiveLoss(this.loss, image!, text!, model.temperature, model.bias).loss;
+      return this.objective(image!, text!, model.temperature, model.bias, teacher, parts);
     });
-    const loss = (await value.data())[0];
     value.dispose();
-    return { loss, grads };
+    const values = await Promise.all(parts.map(async (part) => (await part.data())[0]));
+    tf.dispose(parts);
+    return { ...Learner.partsOf(values), grads };
   }
 
   /**
@@ -164,7 +194,7 @@ export class Learner {
    * temperature's and bias's gradients), they backpropagate it through their
    * towers (replicas.ts).
    */
-  private async parallelGradients(replicas: ReplicaPool, shard: Shard): Promise<LearnerGradients> {
+  private async parallelGradients(replicas: ReplicaPool, shard: Shard, teacher: Teacher | undefined): Promise<LearnerGradients> {
     const { model } = this;
     const rows = shard.texts;
     const dim = model.config.embedDim;
@@ -172,15 +202,18 @@ export class Learner {
     const bias = model.params.get('logit/bias');
     // The softmax loss has no bias term; asking tfjs for its gradient would be an error.
     const withBias = this.loss === 'sigmoid';
-    let loss = NaN;
+    let parts: { loss: number; distillLoss?: number } = { loss: NaN };
     const logitGrads = new Map<string, number>();
     // Replica threads run only on the CPU backends, where reads are synchronous.
     const flat = await replicas.gradients(shard, (image, text) =>
       tf.tidy(() => {
-        const lossOf = (x: tf.Tensor, y: tf.Tensor, t: tf.Tensor, b?: tf.Tensor) => contrastiveLoss(this.loss, x as tf.Tensor2D, y as tf.Tensor2D, tf.exp(t), b ?? bias).loss;
+        const kept: tf.Scalar[] = [];
+        const lossOf = (x: tf.Tensor, y: tf.Tensor, t: tf.Tensor, b?: tf.Tensor) => this.objective(x as tf.Tensor2D, y as tf.Tensor2D, tf.exp(t), b ?? bias, teacher, kept);
         const inputs = [tf.tensor2d(image, [rows, dim]), tf.tensor2d(text, [rows, dim]), logTemperature, ...(withBias ? [bias] : [])];
         const { value, grads } = tf.valueAndGrads(lossOf)(inputs);
-        loss = value.dataSync()[0];
+        value.dispose();
+        parts = Learner.partsOf(kept.map((part) => part.dataSync()[0]));
+        tf.dispose(kept);
         logitGrads.set(logTemperature.name, grads[2].dataSync()[0]);
         if (withBias) logitGrads.set(bias.name, grads[3].dataSync()[0]);
         return { dImage: grads[0].dataSync() as Float32Array, dText: grads[1].dataSync() as Float32Array };
@@ -194,7 +227,7 @@ export class Learner {
       else if (variable !== logTemperature && variable !== bias) grads[variable.name] = tf.tensor(flat.subarray(offset, offset + variable.size), variable.shape);
       offset += variable.size;
     }
-    return { loss, grads };
+    return { ...parts, grads };
   }
 
   async close(): Promise<void> {

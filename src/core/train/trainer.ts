@@ -21,11 +21,11 @@ import { batchMateTerms, chunkSizes, pairwiseScorer, selectIndependent, selectJo
 import { readCheckpoint, writeCheckpoint, pruneCheckpoints } from '../runs/checkpoint';
 import { JsonlWriter } from '../runs/jsonl';
 import type { DataSummary, EvalMetrics, RunRecord, SelectionLine, TrainMetrics } from '../runs/record';
-import { modelConfigFor, needsReference, resolutionScale, scoredPoolSize, scoresWithLearner, type TrainConfig } from './config';
+import { modelConfigFor, needsReference, resolutionScale, scoredPoolSize, scoresWithLearner, usesReference, type TrainConfig } from './config';
 import { loadReference, noiseSeparation, readLogitScale, referenceEmbeddings, type ReferenceEmbeddings } from './reference';
 import { distinctCaptions, evaluate, prepareEvalSet, type EvalSet } from './eval';
 import { embedChunkRows } from './embedShards';
-import { Learner } from './learner';
+import { Learner, type Teacher } from './learner';
 import type { Candidates, CandidateScores, PairMatrices, Shard } from './replicaProtocol';
 import { AdamW, learningRateAt } from './optimizer';
 
@@ -217,7 +217,7 @@ export class Trainer {
       record.update({ model: { parameters: model.params.count(), forwardFlopsPerExample: perExample.image + perExample.text, vocabSize: tokenizer.size } });
 
       let reference: ReferenceEmbeddings | undefined;
-      if (needsReference(config.method)) {
+      if (usesReference(config)) {
         hooks.onStage?.(`Loading the reference model ${config.reference}…`);
         const referenceModel = loadReference(config.reference);
         if (config.referenceResolution !== 'full' && referenceModel.lowResFraction === 0) {
@@ -345,7 +345,7 @@ export class Trainer {
       const { texts, textOf } = distinctCaptions(candidates.map((i) => train.caption(i)));
       learner = { pixels, imageSize: config.imageSize, patchSize: config.patchSize, scale: resolutionScale(config.scoreResolution), ids: this.tokenizer.encodeBatch(texts), texts: texts.length, textOf };
     }
-    const reference = this.reference ? this.referenceRows(this.reference, candidates) : undefined;
+    const reference = this.reference && needsReference(config.method) ? this.referenceRows(this.reference, candidates) : undefined;
     const scored = this.learner.scoreAhead({ count: candidates.length, loss: config.loss, learner, reference });
     return { candidates, pixels, scored, texts: learner?.texts ?? 0, scoredAt: step };
   }
@@ -377,8 +377,31 @@ export class Trainer {
     return { image: gather(ref.image), text: gather(ref.text), temperature: ref.temperature, bias: ref.bias };
   }
 
+  /**
+   * What `distill` fits the learner to on a batch: the reference's pair logits
+   * over its rows, from the cached embeddings, as its loss's logits are made
+   * (the sigmoid's with the bias). Counted with the reference's FLOPs.
+   */
+  private teacherFor(ref: ReferenceEmbeddings, rows: readonly number[]): Teacher {
+    const { dim } = ref;
+    const size = rows.length;
+    const bias = this.config.loss === 'sigmoid' ? ref.bias : 0;
+    const logits = new Float32Array(size * size);
+    for (let i = 0; i < size; i++) {
+      const image = rows[i] * dim;
+      for (let j = 0; j < size; j++) {
+        const text = rows[j] * dim;
+        let dot = 0;
+        for (let k = 0; k < dim; k++) dot += ref.image[image + k] * ref.text[text + k];
+        logits[i * size + j] = ref.temperature * dot + bias;
+      }
+    }
+    this.countReferenceFlops(ref, rows);
+    return { logits, weight: this.config.distill };
+  }
+
   /** Each pool example's reference forward pass is paid once, the first time it is a candidate; its loss matrix every time. */
-  private countReferenceFlops(ref: ReferenceEmbeddings, candidates: number[]): void {
+  private countReferenceFlops(ref: ReferenceEmbeddings, candidates: readonly number[]): void {
     let firstSeen = 0;
     for (const row of candidates) {
       const bit = 1 << (row & 7);
@@ -582,6 +605,7 @@ export class Trainer {
 
     // ---- train on it -------------------------------------------------------------
     const trainStart = performance.now();
+    const teacher = config.distill > 0 && this.reference ? this.teacherFor(this.reference, rows) : undefined;
     const batch = rows.length;
     const lowRes = Math.round(batch * config.lowResFraction);
     const fullRes = batch - lowRes;
@@ -589,7 +613,7 @@ export class Trainer {
     const fullPatches = fullRes > 0 ? patchify(pixels.subarray(0, fullRes * imageFloats), fullRes, config.imageSize, config.patchSize, 1) : undefined;
     const lowPatches = lowRes > 0 ? patchify(pixels.subarray(fullRes * imageFloats), lowRes, config.imageSize, config.patchSize, 2) : undefined;
     const shard: Shard = { images: [fullPatches, lowPatches].filter((p) => p !== undefined), ids, texts: batch };
-    const { loss, grads } = await this.learner.gradients(shard);
+    const { loss, distillLoss, grads } = await this.learner.gradients(shard, teacher);
     let gradNorm = NaN;
     if (Number.isFinite(loss)) {
       this.state.badSteps = 0;
@@ -642,6 +666,7 @@ export class Trainer {
     };
     const pickedNoisy = noisyShare(rows);
     if (pickedNoisy !== undefined) line.picked_noisy = pickedNoisy;
+    if (distillLoss !== undefined) line.distill_loss = distillLoss;
     if (config.method !== 'uniform') {
       if (uniformBatch) line.uniform_batch = true;
       if (this.state.referenceGap !== undefined && this.state.referenceGap !== null) line.reference_gap = round(this.state.referenceGap);
