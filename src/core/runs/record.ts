@@ -98,7 +98,7 @@ export interface TrainMetrics {
   active_s: number;
   /** The contrastive loss; with `distill`, the trained loss also holds distill × distill_loss. */
   loss: number;
-  /** With `distill` above 0, on selected batches: how far the learner's pair probabilities are from the reference's (0 = equal). */
+  /** With `distill` above 0, on every trained batch: how far the learner's pair probabilities are from the reference's (0 = equal). */
   distill_loss?: number;
   lr: number;
   grad_norm: number;
