@@ -89,13 +89,16 @@ interface LearnerJob extends Job {
 const common = ['--seed', values.seed, '--eval-data', evalData, ...shared, ...values['learner-flags'].split(/\s+/).filter(Boolean)];
 const referenceDir = values['reference-dir'] ? path.resolve(values['reference-dir']) : path.join(root, 'reference');
 const baselineDir = values['baseline-dir'] ? path.resolve(values['baseline-dir']) : undefined;
-/** Every method but uniform scores with the reference (`--passed-reference uniform` is not the uniform method). */
-const isUniform = (extra: string[]): boolean => extra[extra.indexOf('--method') + 1] === 'uniform';
+/**
+ * Every method but uniform scores with the reference (`--passed-reference uniform` is not the uniform method); any
+ * run that distils learns from it.
+ */
+const usesReference = (extra: string[]): boolean => extra[extra.indexOf('--method') + 1] !== 'uniform' || extra.includes('--distill');
 const learner = (jobName: string, extra: string[], runSteps = steps, trainData = data): LearnerJob => ({
   name: jobName,
-  args: ['train', '--data', trainData, ...common, '--steps', String(runSteps), '--run-dir', path.join(root, jobName), ...extra, ...(isUniform(extra) ? [] : ['--reference', referenceDir])],
+  args: ['train', '--data', trainData, ...common, '--steps', String(runSteps), '--run-dir', path.join(root, jobName), ...extra, ...(usesReference(extra) ? ['--reference', referenceDir] : [])],
   log: path.join(root, `${jobName}.log`),
-  needsReference: !isUniform(extra),
+  needsReference: usesReference(extra),
 });
 // Full resolution for learner and reference unless a name says otherwise (the defaults are half resolution).
 const full = ['--score-resolution', 'full', '--reference-resolution', 'full'];
@@ -127,6 +130,9 @@ let jobs: LearnerJob[] = [
   learner('jest-default-chunks4', ['--method', 'jest', '--chunks', '4']),
   learner('jest-default-halflow', ['--method', 'jest', '--low-res-fraction', '0.5']),
   learner('easy-reference', ['--method', 'easy-reference']),
+  // Distilling from the reference on every trained batch, and uniform batches with the same term (what selection adds to it).
+  ...[1, 3].map((w) => learner(`jest-default-distill${w}`, ['--method', 'jest', '--distill', String(w)])),
+  learner('uniform-distill3', ['--method', 'uniform', '--distill', '3']),
   // The learner's share of the learnability score: w · learner loss − reference loss (0 = easy-reference scores, no learner pass).
   ...[0, 0.25, 0.35, 0.5].map((w) => learner(`jest-default-w${w}`, ['--method', 'jest', '--learner-weight', String(w)])),
   // The paper's protocol: shorter runs, each with its whole learning-rate schedule (warm-up, cosine to the end), against
