@@ -26,6 +26,7 @@ import { loadReference, noiseSeparation, readLogitScale, referenceEmbeddings, ty
 import { distinctCaptions, evaluate, prepareEvalSet, type EvalSet } from './eval';
 import { embedChunkRows } from './embedShards';
 import { Learner, type Teacher } from './learner';
+import { pairLogits } from '../model/losses';
 import type { Candidates, CandidateScores, PairMatrices, Shard } from './replicaProtocol';
 import { AdamW, learningRateAt } from './optimizer';
 
@@ -368,7 +369,7 @@ export class Trainer {
   }
 
   /** The reference's cached embeddings of the candidates, row for row, with its logit scale. */
-  private referenceRows(ref: ReferenceEmbeddings, candidates: number[]): Candidates['reference'] {
+  private referenceRows(ref: ReferenceEmbeddings, candidates: number[]): NonNullable<Candidates['reference']> {
     const gather = (all: Float32Array): Float32Array => {
       const out = new Float32Array(candidates.length * ref.dim);
       candidates.forEach((row, n) => out.set(all.subarray(row * ref.dim, (row + 1) * ref.dim), n * ref.dim));
@@ -382,22 +383,18 @@ export class Trainer {
    * over its rows, from the cached embeddings, as its loss's logits are made
    * (the sigmoid's with the bias). Counted with the reference's FLOPs.
    */
-  private teacherFor(ref: ReferenceEmbeddings, rows: readonly number[]): Teacher {
-    const { dim } = ref;
+  private async teacherFor(ref: ReferenceEmbeddings, rows: number[]): Promise<Teacher> {
+    const { image, text, temperature, bias } = this.referenceRows(ref, rows);
     const size = rows.length;
-    const bias = this.config.loss === 'sigmoid' ? ref.bias : 0;
-    const logits = new Float32Array(size * size);
-    for (let i = 0; i < size; i++) {
-      const image = rows[i] * dim;
-      for (let j = 0; j < size; j++) {
-        const text = rows[j] * dim;
-        let dot = 0;
-        for (let k = 0; k < dim; k++) dot += ref.image[image + k] * ref.text[text + k];
-        logits[i * size + j] = ref.temperature * dot + bias;
-      }
+    const logits = tf.tidy(() =>
+      pairLogits(tf.tensor2d(image, [size, ref.dim]), tf.tensor2d(text, [size, ref.dim]), tf.scalar(temperature), this.config.loss === 'sigmoid' ? tf.scalar(bias) : undefined),
+    );
+    try {
+      this.countReferenceFlops(ref, rows);
+      return { logits: (await logits.data()) as Float32Array, weight: this.config.distill };
+    } finally {
+      logits.dispose();
     }
-    this.countReferenceFlops(ref, rows);
-    return { logits, weight: this.config.distill };
   }
 
   /** Each pool example's reference forward pass is paid once, the first time it is a candidate; its loss matrix every time. */
@@ -605,7 +602,7 @@ export class Trainer {
 
     // ---- train on it -------------------------------------------------------------
     const trainStart = performance.now();
-    const teacher = config.distill > 0 && this.reference ? this.teacherFor(this.reference, rows) : undefined;
+    const teacher = config.distill > 0 && this.reference ? await this.teacherFor(this.reference, rows) : undefined;
     const batch = rows.length;
     const lowRes = Math.round(batch * config.lowResFraction);
     const fullRes = batch - lowRes;
