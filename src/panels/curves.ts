@@ -25,8 +25,10 @@ export function lineValues(line: MetricLine): [CurveMetric, number][] {
   const add = (metric: CurveMetric, value: unknown): void => {
     if (typeof value === 'number' && Number.isFinite(value)) out.push([metric, value]);
   };
-  if (line.type === 'train') add('loss', line.loss);
-  else {
+  if (line.type === 'train') {
+    add('loss', line.loss);
+    add('distill_loss', line.distill_loss);
+  } else {
     add('i2t_r1', line.i2t_r1);
     add('i2t_r5', line.i2t_r5);
     add('t2i_r1', line.t2i_r1);

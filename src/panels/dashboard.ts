@@ -16,6 +16,7 @@ import { readRunJson } from '../core/runs/record';
 import {
   curveMetrics,
   defaultDashboardView,
+  perStepMetrics,
   webviewProtocolVersion,
   type ChartData,
   type ChartPatch,
@@ -204,7 +205,7 @@ export class DashboardModel {
       out.push({ type: 'charts', payload: { xAxis: view.xAxis, logX: view.logX, charts: this.chartData() } });
     }
     if (before.heatmapRun !== view.heatmapRun) out.push({ type: 'heatmap', payload: { heatmap: this.heatmapNow() } });
-    const reachInputs = (v: DashboardView): string => JSON.stringify([v.reach, v.baseline, v.hidden, v.reach.metric === 'loss' ? v.smoothing : 0]);
+    const reachInputs = (v: DashboardView): string => JSON.stringify([v.reach, v.baseline, v.hidden, perStepMetrics.has(v.reach.metric) ? v.smoothing : 0]);
     if (reachInputs(before) !== reachInputs(view)) {
       this.reachDirty = false;
       out.push({ type: 'reach', payload: this.reach() });

@@ -6,12 +6,12 @@
  * taken through the same debiased EMA the user sees (raw per-step loss is
  * too noisy for a first crossing to mean anything); evals are used as they are.
  */
-import { lowerIsBetter, xAxes, type CurveMetric, type ReachResult, type ReachRow } from '../protocol/webview';
+import { lowerIsBetter, perStepMetrics, xAxes, type CurveMetric, type ReachResult, type ReachRow } from '../protocol/webview';
 import { debiasedEma, type RawSeries } from './curves';
 
-/** The values the target is compared with: the loss smoothed, the evals raw. */
+/** The values the target is compared with: the per-step metrics smoothed, the evals raw. */
 function comparedValues(metric: CurveMetric, raw: RawSeries, smoothing: number): number[] {
-  return metric === 'loss' && smoothing > 0 ? (debiasedEma(raw.value, smoothing) as number[]) : raw.value;
+  return perStepMetrics.has(metric) && smoothing > 0 ? (debiasedEma(raw.value, smoothing) as number[]) : raw.value;
 }
 
 export function reachRow(run: string, metric: CurveMetric, raw: RawSeries, target: number, smoothing: number): ReachRow {

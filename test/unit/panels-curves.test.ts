@@ -18,6 +18,15 @@ describe('raw series', () => {
     assert.deepEqual(series.i2t_r1.value, [0.5, 0.6]);
     assert.deepEqual(series.zeroshot_acc.step, [4]);
     assert.deepEqual(series.zeroshot_acc.flops_train, [200]);
+    assert.deepEqual(series.distill_loss.value, [], 'no distillation term: no points');
+  });
+
+  test("a run that distils draws its distillation term from the train lines, beside the loss", () => {
+    const series = seriesOf([train(1, 2, { distill_loss: 0.4 }), train(2, 1.8, { distill_loss: NaN }), evalAt(2, 0.5), train(3, 1.5, { distill_loss: 0.25 })]);
+    assert.deepEqual(series.distill_loss.step, [1, 3]);
+    assert.deepEqual(series.distill_loss.value, [0.4, 0.25]);
+    assert.deepEqual(series.distill_loss.flops, [100, 300]);
+    assert.deepEqual(appendLine(emptyRunSeries(), train(4, 1.4, { distill_loss: 0.2 })), ['loss', 'distill_loss']);
   });
 
   test('appendLine reports the metrics it added to', () => {

@@ -99,8 +99,8 @@ export function writeFixtureRun(root: string, run: FixtureRun): string {
   return dir;
 }
 
-/** The train line of a step: counters advance, the loss decays at the run's pace, with noise. */
-export function trainLine(step: number, run: Pick<FixtureRun, 'method' | 'pace' | 'steps'>, counters: Counters, batchSize: number, candidates: number, rng: Rng): TrainMetrics {
+/** The train line of a step: counters advance, the loss decays at the run's pace, with noise; a run that distils also records its term. */
+export function trainLine(step: number, run: Pick<FixtureRun, 'method' | 'pace' | 'steps' | 'config'>, counters: Counters, batchSize: number, candidates: number, rng: Rng): TrainMetrics {
   const scored = run.method === 'uniform' ? 0 : candidates;
   counters.examples_seen += batchSize;
   counters.examples_scored += scored;
@@ -111,6 +111,8 @@ export function trainLine(step: number, run: Pick<FixtureRun, 'method' | 'pace' 
   counters.wall_s += stepSeconds + (step % 97 === 0 ? 3 : 0);
   counters.active_s += stepSeconds;
   const progress = (step * run.pace) / Math.max(1, run.steps);
+  const loss = round(1.2 + 2.6 * Math.exp(-3 * progress) + 0.18 * rng.normal());
+  const distill = (run.config?.distill ?? 0) > 0 ? { distill_loss: round(0.05 + 0.6 * Math.exp(-4 * progress) + 0.02 * Math.abs(rng.normal())) } : {};
   return {
     type: 'train',
     step,
@@ -122,7 +124,8 @@ export function trainLine(step: number, run: Pick<FixtureRun, 'method' | 'pace' 
     flops_reference: counters.flops_reference,
     wall_s: round(counters.wall_s),
     active_s: round(counters.active_s),
-    loss: round(1.2 + 2.6 * Math.exp(-3 * progress) + 0.18 * rng.normal()),
+    loss,
+    ...distill,
     lr: 0.002,
     grad_norm: 1,
     temperature: 10,

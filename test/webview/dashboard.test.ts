@@ -201,6 +201,35 @@ describe('dashboard webview', () => {
     await panel.page.close();
   });
 
+  test('a run that distils from its reference gets a distillation-loss chart, and examples-to-reach can read it downwards', async () => {
+    const distillRoot = tmpDir();
+    writeFixtureRun(distillRoot, { id: 'uniform', method: 'uniform', steps: 200, pace: 1 });
+    writeFixtureRun(distillRoot, { id: 'jest-distill3', method: 'jest', steps: 200, pace: 2, config: { distill: 3, reference: '../reference' } });
+    const model = new DashboardModel({ heatmapIntervalMs: 0 });
+    for (const id of ['uniform', 'jest-distill3']) await model.addRun(`${distillRoot}/${id}`);
+    const panel = await openDashboard('dark', model);
+    const { page } = panel;
+    const titles = await page.locator('.chart-title').allTextContents();
+    assert.equal(titles.at(-1), 'Distillation loss (KL to the reference)', titles.join(' | '));
+    assert.ok((await canvasInk(page, '[data-metric="distill_loss"] canvas')) > 0.02, 'the term is drawn');
+    // The legend says which run distils (its config against the baseline's).
+    assert.ok((await page.locator('.legend-item[data-run="jest-distill3"]').textContent())!.includes('distill 0 → 3'));
+    // Examples-to-reach on the term: the baseline (uniform) has none, so the user enters a target; lower is better.
+    await page.locator('#reach-metric').click();
+    await page.locator('#reach-metric').getByRole('option', { name: 'Distillation loss (KL to the reference)' }).click();
+    await page.waitForFunction(() => document.querySelector('#reach-table')?.textContent?.includes('Enter a target value'));
+    await page.locator('#reach-target input').fill('0.2');
+    await page.locator('#reach-target input').press('Enter');
+    await page.waitForFunction(() => document.querySelector('#reach-table')?.textContent?.includes('at or below 0.2'));
+    const row = (await page.locator('#reach-table tr[data-run="jest-distill3"]').textContent())!;
+    assert.doesNotMatch(row, /not reached/, row);
+    assert.match((await page.locator('#reach-table').textContent())!, /distillation loss \(KL to the reference\) is at or below 0\.2.*on the smoothed curve/);
+    assert.match((await page.locator('#reach-table tr[data-run="uniform"]').textContent())!, /no point of this metric/, 'uniform has no term');
+    await screenshot(page, 'dashboard-distill-dark');
+    assert.deepEqual(panel.errors, []);
+    await page.close();
+  });
+
   test('live deltas from a training run extend its curves', async () => {
     const liveRoot = tmpDir();
     writeFixtureRun(liveRoot, { id: 'live', method: 'jest', steps: 400, pace: 2, status: 'running' });

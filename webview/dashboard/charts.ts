@@ -18,6 +18,7 @@ export const metricTitles: Record<CurveMetric, string> = {
   t2i_r1: 'Text → image recall@1',
   t2i_r5: 'Text → image recall@5',
   zeroshot_acc: 'Zero-shot accuracy',
+  distill_loss: 'Distillation loss (KL to the reference)',
 };
 
 export interface ChartContext {

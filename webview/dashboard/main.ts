@@ -13,6 +13,7 @@ import {
   curveMetrics,
   defaultDashboardView,
   lowerIsBetter,
+  perStepMetrics,
   maxSmoothing,
   parseDashboardHostMessage,
   parseDashboardWebviewMessage,
@@ -273,6 +274,9 @@ function renderHeatmap(data: Heatmap | null): void {
   heatmap.set(data, colors, emptyText);
 }
 
+/** "Train loss" → "train loss", keeping capitals past the first letter ("KL"). */
+const lowerFirst = (text: string): string => text.charAt(0).toLowerCase() + text.slice(1);
+
 function renderReach(): void {
   clear(reachTable);
   if (!reach) {
@@ -283,7 +287,7 @@ function renderReach(): void {
   const baselineRow = reach.rows.find((row) => row.run === (view.baseline ?? runs[0]?.id));
   const caption = h('p', {
     class: 'muted',
-    text: `First point where ${metricTitles[reach.metric].toLowerCase()} is ${direction} ${score(reach.target)}${reach.fromBaseline ? " (the baseline's final value)" : ''}${reach.metric === 'loss' ? ', on the smoothed curve' : ''}.`,
+    text: `First point where ${lowerFirst(metricTitles[reach.metric])} is ${direction} ${score(reach.target)}${reach.fromBaseline ? " (the baseline's final value)" : ''}${perStepMetrics.has(reach.metric) ? ', on the smoothed curve' : ''}.`,
   });
   const table = h('table', { class: 'data' });
   const speedupHelp = "The baseline's examples to the target ÷ this run's: 2.00× reached it with half the examples (as sift compare reports it)";
@@ -303,7 +307,7 @@ function renderReach(): void {
     swatch.style.background = colors.run(run?.color ?? 0);
     const name = h('td', {}, swatch, ' ', run?.label ?? row.run);
     if (!row.reached) {
-      body.append(h('tr', { attrs: { 'data-run': row.run } }, name, h('td', { attrs: { colspan: '8' } }, `not reached${row.best !== undefined ? ` (best so far ${score(row.best)})` : ''}`)));
+      body.append(h('tr', { attrs: { 'data-run': row.run } }, name, h('td', { attrs: { colspan: '8' } }, row.best !== undefined ? `not reached (best so far ${score(row.best)})` : 'no point of this metric')));
       continue;
     }
     // Both read the same way: the baseline's ÷ this run's, above 1.00× = this run needed less.
