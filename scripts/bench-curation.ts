@@ -102,27 +102,29 @@ const learner = (jobName: string, extra: string[], runSteps = steps, trainData =
 });
 // Full resolution for learner and reference unless a name says otherwise (the defaults are half resolution).
 const full = ['--score-resolution', 'full', '--reference-resolution', 'full'];
+// The screens below were measured with data selection alone, before runs distilled from their reference by default.
+const selectionAlone = ['--distill', '0'];
 let jobs: LearnerJob[] = [
   learner('uniform', ['--method', 'uniform']),
   ...(cleanData ? [learner('uniform-clean', ['--method', 'uniform'], steps, cleanData)] : []),
-  learner('independent-f0.8', ['--method', 'independent', '--filter-ratio', '0.8', ...full]),
-  learner('jest-f0.5', ['--method', 'jest', '--filter-ratio', '0.5', ...full]),
-  learner('jest-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', ...full]),
-  learner('jest-f0.9', ['--method', 'jest', '--filter-ratio', '0.9', ...full]),
-  learner('jest-mean-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--joint-normalization', 'mean', ...full]),
-  learner('jest-lowres-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'low', '--reference-resolution', 'full']),
+  learner('independent-f0.8', ['--method', 'independent', '--filter-ratio', '0.8', ...full, ...selectionAlone]),
+  learner('jest-f0.5', ['--method', 'jest', '--filter-ratio', '0.5', ...full, ...selectionAlone]),
+  learner('jest-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', ...full, ...selectionAlone]),
+  learner('jest-f0.9', ['--method', 'jest', '--filter-ratio', '0.9', ...full, ...selectionAlone]),
+  learner('jest-mean-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--joint-normalization', 'mean', ...full, ...selectionAlone]),
+  learner('jest-lowres-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'low', '--reference-resolution', 'full', ...selectionAlone]),
   // Cheaper selection (issue 12): each lever alone on top of low-resolution scoring, then together.
-  learner('jest-lowres-reflow-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'low', '--reference-resolution', 'low']),
-  learner('jest-quarter-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'quarter', '--reference-resolution', 'full']),
-  learner('jest-quarter-reflow-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'quarter', '--reference-resolution', 'low']),
-  learner('jest-quarter-refquarter-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'quarter', '--reference-resolution', 'quarter']),
-  learner('jest-quarter-reflow-f0.9', ['--method', 'jest', '--filter-ratio', '0.9', '--score-resolution', 'quarter', '--reference-resolution', 'low']),
-  learner('jest-quarter-reflow-f0.5', ['--method', 'jest', '--filter-ratio', '0.5', '--score-resolution', 'quarter', '--reference-resolution', 'low']),
-  learner('jest-lowres-reflow-every2-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'low', '--reference-resolution', 'low', '--score-every', '2']),
-  learner('jest-lowres-reflow-every4-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'low', '--reference-resolution', 'low', '--score-every', '4']),
-  learner('jest-quarter-reflow-halflow-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'quarter', '--reference-resolution', 'low', '--low-res-fraction', '0.5']),
-  learner('jest-quarter-reflow-mix-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'quarter', '--reference-resolution', 'low', '--passed-reference', 'mix']),
-  learner('jest-quarter-reflow-uniform-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'quarter', '--reference-resolution', 'low', '--passed-reference', 'uniform']),
+  learner('jest-lowres-reflow-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'low', '--reference-resolution', 'low', ...selectionAlone]),
+  learner('jest-quarter-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'quarter', '--reference-resolution', 'full', ...selectionAlone]),
+  learner('jest-quarter-reflow-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'quarter', '--reference-resolution', 'low', ...selectionAlone]),
+  learner('jest-quarter-refquarter-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'quarter', '--reference-resolution', 'quarter', ...selectionAlone]),
+  learner('jest-quarter-reflow-f0.9', ['--method', 'jest', '--filter-ratio', '0.9', '--score-resolution', 'quarter', '--reference-resolution', 'low', ...selectionAlone]),
+  learner('jest-quarter-reflow-f0.5', ['--method', 'jest', '--filter-ratio', '0.5', '--score-resolution', 'quarter', '--reference-resolution', 'low', ...selectionAlone]),
+  learner('jest-lowres-reflow-every2-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'low', '--reference-resolution', 'low', '--score-every', '2', ...selectionAlone]),
+  learner('jest-lowres-reflow-every4-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'low', '--reference-resolution', 'low', '--score-every', '4', ...selectionAlone]),
+  learner('jest-quarter-reflow-halflow-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'quarter', '--reference-resolution', 'low', '--low-res-fraction', '0.5', ...selectionAlone]),
+  learner('jest-quarter-reflow-mix-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'quarter', '--reference-resolution', 'low', '--passed-reference', 'mix', ...selectionAlone]),
+  learner('jest-quarter-reflow-uniform-f0.8', ['--method', 'jest', '--filter-ratio', '0.8', '--score-resolution', 'quarter', '--reference-resolution', 'low', '--passed-reference', 'uniform', ...selectionAlone]),
   // The method's defaults as shipped, whatever they are: what a user gets from `--method jest`.
   learner('jest-default', ['--method', 'jest']),
   learner('jest-default-f0.9', ['--method', 'jest', '--filter-ratio', '0.9']),
@@ -130,8 +132,9 @@ let jobs: LearnerJob[] = [
   learner('jest-default-chunks4', ['--method', 'jest', '--chunks', '4']),
   learner('jest-default-halflow', ['--method', 'jest', '--low-res-fraction', '0.5']),
   learner('easy-reference', ['--method', 'easy-reference']),
-  // Distilling from the reference on every trained batch, and uniform batches with the same term (what selection adds to it).
-  ...[1, 3].map((w) => learner(`jest-default-distill${w}`, ['--method', 'jest', '--distill', String(w)])),
+  // The default distils from the reference at weight 3 (config.ts, selectingDistill); the same without it (selection
+  // alone, the paper's objective), weaker, and uniform batches with the default's term (what selection adds to it).
+  ...[0, 1].map((w) => learner(`jest-default-distill${w}`, ['--method', 'jest', '--distill', String(w)])),
   learner('uniform-distill3', ['--method', 'uniform', '--distill', '3']),
   // The learner's share of the learnability score: w · learner loss − reference loss (0 = easy-reference scores, no learner pass).
   ...[0, 0.25, 0.35, 0.5].map((w) => learner(`jest-default-w${w}`, ['--method', 'jest', '--learner-weight', String(w)])),

@@ -25,7 +25,7 @@ function typeOf(kind: FieldKind): Record<string, unknown> {
     case 'enum':
       return { type: 'string', enum: [...kind.values] };
     case 'nullable-number':
-      return { type: ['number', 'null'] };
+      return { type: ['number', 'null'], ...(kind.min !== undefined ? { minimum: kind.min } : {}), ...(kind.max !== undefined ? { maximum: kind.max } : {}) };
     default: {
       const unknown: never = kind;
       throw new Error(`unknown field kind ${JSON.stringify(unknown)}`);

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { openDataset } from '../../src/core/data/open';
 import { DualEncoder, forwardFlops } from '../../src/core/model/dualEncoder';
 import { Rng } from '../../src/core/random';
-import { defaultTrainConfig, modelConfigFor, resolveConfig, type TrainConfig } from '../../src/core/train/config';
+import { defaultTrainConfig, modelConfigFor, resolveConfig, savedConfig, validateConfig, type TrainConfig } from '../../src/core/train/config';
 import { embedCaptions } from '../../src/core/train/eval';
 import { Learner } from '../../src/core/train/learner';
 import { AdamW } from '../../src/core/train/optimizer';
@@ -212,7 +212,7 @@ test('distill: the learner also fits its reference\'s pair probabilities on each
     const trains = readJsonl<MetricLine>(path.join(runDir, 'metrics.jsonl')).rows.flatMap((r) => (r.type === 'train' ? [r] : []));
     return { trains, ids: readJsonl<SelectionLine>(path.join(runDir, 'selections.jsonl')).rows.map((s) => s.ids) };
   };
-  const plain = await run('distill-0', { method: 'jest' });
+  const plain = await run('distill-0', { method: 'jest', distill: 0 });
   const distilled = await run('distill-5', { method: 'jest', distill: 5 });
   assert.ok(plain.trains.every((line) => line.distill_loss === undefined));
   const kl = distilled.trains.map((line) => line.distill_loss);
@@ -235,6 +235,22 @@ test('distill: the learner also fits its reference\'s pair probabilities on each
   assert.equal(comparison.baseline, 'distill-plain-uniform');
   assert.deepEqual(comparison.runs.map((r) => r.method), ['uniform + distill 5', 'uniform', 'jest + distill 5']);
   assert.throws(() => resolveConfig({ method: 'uniform', distill: 1 }), /distill 1 fits the learner to the reference model's pair probabilities on each batch: give --reference RUN_DIR \(train one with: sift reference --run-dir RUN_DIR\), or set distill 0/);
+});
+
+test('by default a method that selects with a reference distils from it at weight 3, uniform does not, and a run from before the setting keeps its objective', () => {
+  const withReference = { reference: referenceDir };
+  for (const method of ['jest', 'independent', 'easy-reference'] as const) assert.equal(resolveConfig(withReference, { method }).distill, 3, method);
+  assert.equal(resolveConfig(withReference, { method: 'jest', distill: null }).distill, 3, 'null asks for the default');
+  assert.equal(resolveConfig(withReference, { method: 'jest', distill: 0 }).distill, 0, 'selection alone, the paper\'s objective');
+  assert.equal(resolveConfig({ method: 'uniform' }).distill, 0, 'uniform needs no reference and stays the plain baseline');
+  assert.equal(resolveConfig(withReference, { method: 'uniform' }).distill, 0);
+  assert.equal(resolveConfig({ method: 'hard-learner' }).distill, 0);
+  // run.json of a JEST run written before runs distilled by default: resumed or branched, it still does not.
+  const older: Partial<TrainConfig> = { ...resolveConfig(withReference, { method: 'jest', distill: 0 }) };
+  delete older.distill;
+  assert.equal(savedConfig(older).distill, 0);
+  assert.equal(savedConfig({ ...older, distill: 3 }).distill, 3);
+  assert.throws(() => validateConfig({ distill: 11 }, 'run.sift.json'), /run\.sift\.json: "distill" is 11; expected a number from 0 to 10 or null\./);
 });
 
 test('a selecting method without a reference is a config error that says how to make one', () => {

@@ -136,7 +136,9 @@ export async function compareRuns(dirs: readonly string[], options: { metric?: C
   for (const dir of dirs) runs.push(await loadRun(dir));
   // Plain uniform is the baseline; a uniform run that distils from a reference is one of the compared runs.
   const isUniform = (r: LoadedRun): boolean => r.run.config.method === 'uniform';
-  const baseline = runs.find((r) => isUniform(r) && !(r.run.config.distill > 0)) ?? runs.find(isUniform);
+  // run.json holds the weight the run trained with; runs from before the setting have none, and did not distil.
+  const distillOf = (r: LoadedRun): number => r.run.config.distill ?? 0;
+  const baseline = runs.find((r) => isUniform(r) && distillOf(r) === 0) ?? runs.find(isUniform);
   let target = options.target;
   let targetFrom = 'given';
   if (target === undefined) {
@@ -164,7 +166,7 @@ export async function compareRuns(dirs: readonly string[], options: { metric?: C
     return {
       dir: r.dir,
       id: r.run.id,
-      method: r.run.config.distill > 0 ? `${r.run.config.method} + distill ${r.run.config.distill}` : r.run.config.method,
+      method: distillOf(r) > 0 ? `${r.run.config.method} + distill ${distillOf(r)}` : r.run.config.method,
       filterRatio: r.run.config.method === 'uniform' ? undefined : r.run.config.filterRatio,
       status: r.run.status,
       steps: lastTrain?.step ?? 0,

@@ -21,7 +21,7 @@ import { batchMateTerms, chunkSizes, pairwiseScorer, selectIndependent, selectJo
 import { readCheckpoint, writeCheckpoint, pruneCheckpoints } from '../runs/checkpoint';
 import { JsonlWriter } from '../runs/jsonl';
 import type { DataSummary, EvalMetrics, RunRecord, SelectionLine, TrainMetrics } from '../runs/record';
-import { modelConfigFor, needsReference, resolutionScale, scoredPoolSize, scoresWithLearner, usesReference, type TrainConfig } from './config';
+import { distillWeight, modelConfigFor, needsReference, resolutionScale, scoredPoolSize, scoresWithLearner, usesReference, type TrainConfig } from './config';
 import { loadReference, noiseSeparation, readLogitScale, referenceEmbeddings, type ReferenceEmbeddings } from './reference';
 import { distinctCaptions, evaluate, prepareEvalSet, type EvalSet } from './eval';
 import { embedChunkRows } from './embedShards';
@@ -391,7 +391,7 @@ export class Trainer {
     );
     try {
       this.countReferenceFlops(ref, rows);
-      return { logits: (await logits.data()) as Float32Array, weight: this.config.distill };
+      return { logits: (await logits.data()) as Float32Array, weight: distillWeight(this.config) };
     } finally {
       logits.dispose();
     }
@@ -602,7 +602,7 @@ export class Trainer {
 
     // ---- train on it -------------------------------------------------------------
     const trainStart = performance.now();
-    const teacher = config.distill > 0 && this.reference ? await this.teacherFor(this.reference, rows) : undefined;
+    const teacher = distillWeight(config) > 0 && this.reference ? await this.teacherFor(this.reference, rows) : undefined;
     const batch = rows.length;
     const lowRes = Math.round(batch * config.lowResFraction);
     const fullRes = batch - lowRes;
