@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { adapterLabel, probeBackends, selectBackend, webGpuFix, type BackendAttempt, type BackendName, type WebGpuAdapter } from '../core/backend';
-import { configHelp, configKeys, ConfigError, defaultTrainConfig, readConfigFile, resolveConfig, validateConfig, type TrainConfig } from '../core/train/config';
+import { configHelp, configKeys, ConfigError, defaultTrainConfig, readConfigFile, referenceDefaults, resolveConfig, validateConfig, type TrainConfig } from '../core/train/config';
 import { comparableMetrics, compareRuns, comparisonMarkdown, type ComparableMetric } from '../core/runs/compare';
 import type { NativeMatMulStatus } from '../core/nativeMatMul';
 import { newRunId } from '../core/runs/record';
@@ -23,7 +23,7 @@ const usage = `Usage: sift <command> [options]
 
 Commands:
   train     train a dual encoder (sift train --help for every option)
-  reference train a reference model on curated data (same options; --data defaults to builtin:curated)
+  reference train a reference model on curated data (same options; --data defaults to builtin:curated, --low-res-fraction to 0.5)
   compare   RUN_DIR... [--target-metric i2t_r1] [--target X] [--out DIR]: examples and FLOPs each run needed to reach the target
   resume    RUN_DIR: continue a paused, stopped or interrupted run from its newest checkpoint
   branch    RUN_DIR --at-step N [--set key=value ...]: a new run from a checkpoint, with changed settings
@@ -38,11 +38,14 @@ In a terminal, Ctrl-C pauses a run (checkpointed; Enter resumes), a second Ctrl-
 ${exitCodesHelp}
 `;
 
-function trainHelp(): string {
+/** What `sift reference` starts from: the curated split, and a reference's own defaults. */
+const referenceBase: Partial<TrainConfig> = { data: 'builtin:curated', ...referenceDefaults };
+
+function trainHelp(defaults: TrainConfig = defaultTrainConfig): string {
   const width = Math.max(...configKeys.map((key) => kebab(key).length)) + 3;
   const lines = configKeys.map((key) => {
     const flag = `--${kebab(key)}`;
-    const value = JSON.stringify(defaultTrainConfig[key]);
+    const value = JSON.stringify(defaults[key]);
     return `  ${flag.padEnd(width)} ${configHelp[key]} (default ${value})`;
   });
   return `Usage: sift train [--config FILE.json] [options]
@@ -192,11 +195,11 @@ export async function main(argv: string[]): Promise<number> {
         return await trainInWorker(configFromArgs(rest));
       case 'reference':
         if (rest.includes('--help') || rest.includes('-h')) {
-          process.stdout.write(trainHelp().replace('sift train', 'sift reference'));
+          process.stdout.write(trainHelp({ ...defaultTrainConfig, ...referenceBase }).replace('sift train', 'sift reference'));
           return 0;
         }
         // A reference is an ordinary run on clean, curated data; learners point --reference at its folder.
-        return await trainInWorker(configFromArgs(rest, { data: 'builtin:curated', method: 'uniform' }));
+        return await trainInWorker(configFromArgs(rest, referenceBase));
       case 'compare':
         return await compare(rest);
       case 'resume':

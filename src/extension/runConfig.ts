@@ -15,7 +15,7 @@
 import * as path from 'node:path';
 import type { BackendChoice } from '../core/backend';
 import { newRunId } from '../core/runs/record';
-import { defaultTrainConfig, readConfigFile, resolveConfig, validateConfig, type TrainConfig } from '../core/train/config';
+import { defaultTrainConfig, readConfigFile, referenceDefaults, resolveConfig, validateConfig, type TrainConfig } from '../core/train/config';
 
 /** `gpu` is the user's word for the node-gpu backend (tfjs-node-gpu, CUDA). */
 export const backendSettings = ['auto', 'gpu', 'webgpu', 'node', 'wasm', 'cpu'] as const;
@@ -105,13 +105,13 @@ export function runConfigFromFile(file: string, options: RunConfigOptions): Trai
 
 /**
  * A reference model's config: the model shape and schedule of `file` (or the
- * defaults), trained uniformly on the curated data, in `ref-<id>` beside the
- * other runs.
+ * defaults), trained uniformly on the curated data (half of each batch at half
+ * resolution unless the file says otherwise), in `ref-<id>` beside the other runs.
  */
 export function referenceRunConfig(file: Record<string, unknown> | undefined, where: string, curatedData: string, options: RunConfigOptions): TrainConfig {
   const fromFile = file ? validateConfig(file, where) : {};
   const runDir = path.join(runsRoot(options.settings, options.workspace), `ref-${options.runId ?? newRunId()}`);
-  return resolveConfig(settingsLayer(options.settings), fromFile, { method: 'uniform', reference: '', data: curatedData, runDir });
+  return resolveConfig(settingsLayer(options.settings), referenceDefaults, fromFile, { method: 'uniform', reference: '', data: curatedData, runDir });
 }
 
 export interface ConfigTemplate {

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { openDataset } from '../../src/core/data/open';
 import { DualEncoder, forwardFlops } from '../../src/core/model/dualEncoder';
 import { Rng } from '../../src/core/random';
-import { defaultTrainConfig, modelConfigFor, resolveConfig, savedConfig, validateConfig, type TrainConfig } from '../../src/core/train/config';
+import { defaultTrainConfig, modelConfigFor, referenceDefaults, resolveConfig, savedConfig, validateConfig, type TrainConfig } from '../../src/core/train/config';
 import { embedCaptions } from '../../src/core/train/eval';
 import { Learner } from '../../src/core/train/learner';
 import { AdamW } from '../../src/core/train/optimizer';
@@ -19,7 +19,7 @@ import { loadReference, noiseSeparation, referenceEmbeddings } from '../../src/c
 import { resumeRun, trainRun } from '../../src/core/train/run';
 import { compareRuns, comparisonMarkdown } from '../../src/core/runs/compare';
 import { readJsonl } from '../../src/core/runs/jsonl';
-import type { MetricLine, SelectionLine } from '../../src/core/runs/record';
+import { readRunJson, type MetricLine, type SelectionLine } from '../../src/core/runs/record';
 import { stepView } from '../../src/panels/inspector';
 import { tinyModel } from '../tinyModel';
 import { jsonl, png, tempDir, writeFiles } from './data-fixtures';
@@ -237,16 +237,31 @@ test('distill: the learner also fits its reference\'s pair probabilities on each
   assert.throws(() => resolveConfig({ method: 'uniform', distill: 1 }), /distill 1 fits the learner to the reference model's pair probabilities on each batch: give --reference RUN_DIR \(train one with: sift reference --run-dir RUN_DIR\), or set distill 0/);
 });
 
-test('by default a method that selects with a reference distils from it at weight 3, uniform does not, and a run from before the setting keeps its objective', () => {
-  const withReference = { reference: referenceDir };
-  for (const method of ['jest', 'independent', 'easy-reference'] as const) assert.equal(resolveConfig(withReference, { method }).distill, 3, method);
-  assert.equal(resolveConfig(withReference, { method: 'jest', distill: null }).distill, 3, 'null asks for the default');
-  assert.equal(resolveConfig(withReference, { method: 'jest', distill: 0 }).distill, 0, 'selection alone, the paper\'s objective');
-  assert.equal(resolveConfig({ method: 'uniform' }).distill, 0, 'uniform needs no reference and stays the plain baseline');
-  assert.equal(resolveConfig(withReference, { method: 'uniform' }).distill, 0);
-  assert.equal(resolveConfig({ method: 'hard-learner' }).distill, 0);
+test('left unset, distill is 3 for a run selecting with a half-resolution-trained reference, saved in run.json; 0 with a full-resolution-only one (with a warning), for uniform, and for runs from before the setting', async () => {
+  // A reference as sift reference trains it by default: half of each batch at half resolution.
+  const halfRes = path.join(root, 'reference-halfres');
+  await trainRun(resolveConfig(tiny, referenceDefaults, { data: 'builtin:curated?size=200', steps: 4, evalEvery: 4, runDir: halfRes }));
+  const start = async (name: string, extra: Partial<TrainConfig>) => {
+    const runDir = path.join(root, name);
+    const warnings: string[] = [];
+    await trainRun(resolveConfig(tiny, { data: 'builtin:train?size=300', filterRatio: 0.5, chunks: 4, steps: 2, evalEvery: 2, runDir }, extra), { onWarning: (message) => warnings.push(message) });
+    const trains = readJsonl<MetricLine>(path.join(runDir, 'metrics.jsonl')).rows.flatMap((r) => (r.type === 'train' ? [r] : []));
+    return { distill: readRunJson(runDir).config.distill, distilled: trains.every((line) => line.distill_loss !== undefined), warnings };
+  };
+  const taught = await start('default-halfres', { method: 'jest', reference: halfRes });
+  assert.deepEqual([taught.distill, taught.distilled], [3, true]);
+  assert.deepEqual(taught.warnings, []);
+  const fullOnly = await start('default-fullres', { method: 'jest', reference: referenceDir });
+  assert.deepEqual([fullOnly.distill, fullOnly.distilled], [0, false]);
+  assert.match(fullOnly.warnings.join('\n'), /trained at full resolution only; .* left unset, distill is 0 here instead of 3, because the targets would come from those embeddings\. Train the reference with --low-res-fraction 0\.5/);
+  const asked = await start('asked-fullres', { method: 'jest', reference: referenceDir, distill: 3 });
+  assert.deepEqual([asked.distill, asked.distilled], [3, true], 'an explicit weight is kept');
+  assert.match(asked.warnings.join('\n'), /Its distillation targets \(distill 3\) come from those embeddings too/);
+  const uniform = await start('default-uniform', { method: 'uniform' });
+  assert.deepEqual([uniform.distill, uniform.distilled], [0, false], 'uniform needs no reference and stays the plain baseline');
+  assert.equal(resolveConfig({ reference: halfRes, method: 'easy-reference' }).distill, null, 'decided when the run starts, not before');
   // run.json of a JEST run written before runs distilled by default: resumed or branched, it still does not.
-  const older: Partial<TrainConfig> = { ...resolveConfig(withReference, { method: 'jest', distill: 0 }) };
+  const older: Partial<TrainConfig> = { ...resolveConfig({ method: 'jest', reference: halfRes }) };
   delete older.distill;
   assert.equal(savedConfig(older).distill, 0);
   assert.equal(savedConfig({ ...older, distill: 3 }).distill, 3);

@@ -59,7 +59,8 @@ export interface TrainConfig {
    * cached embeddings of the batch (counted in the reference's FLOPs; any
    * method, uniform included, given a reference). 0 = data selection alone,
    * the paper's JEST; null = `selectingDistill` for a method that selects
-   * with a reference, 0 for the others (resolved, and saved, when a run starts).
+   * with a reference that can teach at the resolution it embeds the pool at,
+   * 0 otherwise (decided, and saved in run.json, when the run first starts).
    */
   distill: number | null;
   /**
@@ -210,7 +211,7 @@ export const configHelp: Record<keyof TrainConfig, string> = {
   jointNormalization: 'conditional score scaling as the batch grows: sum (paper) or mean',
   selectionTemperature: 'softmax temperature of the joint sampler',
   learnerWeight: 'learnability = w · learner loss − reference loss (jest, independent): 1 = the paper, 0 = easy-reference scores and no learner pass',
-  distill: "weight of fitting the reference's pair probabilities on each batch, any method given a reference (0 = off; null = 3 for the methods that select with a reference, 0 for the others)",
+  distill: "weight of fitting the reference's pair probabilities on each batch, any method given a reference (0 = off; null = 3 for the methods that select with a reference, unless it trained at full resolution only and embeds at a lower one; else 0)",
   superBatchEvery: 'every N steps also record the rejected candidates and batch-mate terms (0 = never)',
   reference: 'run folder of the reference model (sift reference)',
   scoreResolution: 'learner scoring resolution: full, low (half) or quarter, same weights',
@@ -405,9 +406,31 @@ export function needsReference(method: Method): boolean {
  */
 export const selectingDistill = 3;
 
-/** The weight of the distillation term: as set, or by default `selectingDistill` when the method selects with a reference, 0 otherwise. */
+/**
+ * The weight of the distillation term: as set, or by default `selectingDistill` when the method selects with a
+ * reference, 0 otherwise. A run that has loaded its reference decides the default with `startingDistill`.
+ */
 export function distillWeight(config: Pick<TrainConfig, 'method' | 'distill'>): number {
   return config.distill ?? (needsReference(config.method) ? selectingDistill : 0);
+}
+
+/**
+ * What a reference model trains with unless told otherwise: uniform batches, half of each at half resolution — learners
+ * have it embed their pool at half resolution (`referenceResolution` low), where one trained at full resolution only
+ * tells swapped captions from right ones much less well (AUC 0.963 → 0.778 on the built-in pool; trained half at half
+ * resolution: 0.962) and is no teacher (docs/results.md).
+ */
+export const referenceDefaults: Partial<TrainConfig> = { method: 'uniform', lowResFraction: 0.5 };
+
+/**
+ * The weight a starting run trains with, knowing its reference: left unset, none when the reference trained at full
+ * resolution only is to embed the pool at a lower one — its targets would come from those embeddings, and measured,
+ * a run that distilled from them never reached uniform's final recall (docs/results.md, "A reference trained at
+ * full resolution only is no teacher at half").
+ */
+export function startingDistill(config: Pick<TrainConfig, 'method' | 'distill' | 'referenceResolution'>, reference: { lowResFraction: number }): number {
+  if (config.distill !== null) return config.distill;
+  return config.referenceResolution !== 'full' && reference.lowResFraction === 0 ? 0 : distillWeight(config);
 }
 
 /** Whether a run loads its reference: to select with, or to distill from. */
@@ -458,9 +481,7 @@ export function resolveConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
   if (config.learnerWeight === 0 && config.passedReference !== 'keep' && (config.method === 'jest' || config.method === 'independent')) {
     throw new ConfigError(`passedReference ${config.passedReference} compares the learner's losses with the reference's, and learnerWeight 0 scores without the learner: set learnerWeight above 0 or passedReference keep.`);
   }
-  // Resolved here so that run.json records the weight the run trained with, whatever the default later becomes.
-  config.distill = distillWeight(config);
-  if (config.distill > 0 && !config.reference) {
+  if (config.distill !== null && config.distill > 0 && !config.reference) {
     throw new ConfigError(`distill ${config.distill} fits the learner to the reference model's pair probabilities on each batch: give --reference RUN_DIR (train one with: sift reference --run-dir RUN_DIR), or set distill 0.`);
   }
   return config;

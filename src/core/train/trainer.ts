@@ -21,7 +21,7 @@ import { batchMateTerms, chunkSizes, pairwiseScorer, selectIndependent, selectJo
 import { readCheckpoint, writeCheckpoint, pruneCheckpoints } from '../runs/checkpoint';
 import { JsonlWriter } from '../runs/jsonl';
 import type { DataSummary, EvalMetrics, RunRecord, SelectionLine, TrainMetrics } from '../runs/record';
-import { distillWeight, modelConfigFor, needsReference, resolutionScale, scoredPoolSize, scoresWithLearner, usesReference, type TrainConfig } from './config';
+import { distillWeight, modelConfigFor, startingDistill, needsReference, resolutionScale, scoredPoolSize, scoresWithLearner, usesReference, type TrainConfig } from './config';
 import { loadReference, noiseSeparation, readLogitScale, referenceEmbeddings, type ReferenceEmbeddings } from './reference';
 import { distinctCaptions, evaluate, prepareEvalSet, type EvalSet } from './eval';
 import { embedChunkRows } from './embedShards';
@@ -217,16 +217,34 @@ export class Trainer {
       const perExample = forwardFlops(model.config);
       record.update({ model: { parameters: model.params.count(), forwardFlopsPerExample: perExample.image + perExample.text, vocabSize: tokenizer.size } });
 
+      // An unset distillation weight is decided once, when the run first starts, and kept in run.json: a resumed or
+      // branched run trains with the weight it started with, whatever the default becomes.
+      const settleDistill = (weight: number): void => {
+        if (config.distill !== null) return;
+        config.distill = weight;
+        record.update({ config: { ...record.run.config, distill: weight } });
+      };
       let reference: ReferenceEmbeddings | undefined;
-      if (usesReference(config)) {
+      if (!usesReference(config)) {
+        settleDistill(0);
+      } else {
         hooks.onStage?.(`Loading the reference model ${config.reference}…`);
         const referenceModel = loadReference(config.reference);
+        const distill = startingDistill(config, referenceModel);
         if (config.referenceResolution !== 'full' && referenceModel.lowResFraction === 0) {
           // Measured (docs/results.md): a full-resolution-only reference separates swapped captions worse at half resolution (AUC 0.963 → 0.778 on the built-in pool).
+          const unset = distillWeight(config);
+          const notDistilled =
+            config.distill === null && unset > 0
+              ? ` So this run does not distil from it: left unset, distill is 0 here instead of ${unset}, because the targets would come from those embeddings.`
+              : distill > 0
+                ? ` Its distillation targets (distill ${distill}) come from those embeddings too.`
+                : '';
           hooks.onWarning?.(
-            `The reference ${config.reference} was trained at full resolution only; this run has it embed the pool at ${config.referenceResolution} resolution, where it tells right captions from swapped ones less well. Train the reference with --low-res-fraction 0.5, or set --reference-resolution full (its pass over the pool then costs 3× more).`,
+            `The reference ${config.reference} was trained at full resolution only; this run has it embed the pool at ${config.referenceResolution} resolution, where it tells right captions from swapped ones less well.${notDistilled} Train the reference with --low-res-fraction 0.5, or set --reference-resolution full (its pass over the pool then costs 3× more).`,
           );
         }
+        settleDistill(distill);
         try {
           const stage = `Embedding ${train.size} training pairs with the reference (once; cached)`;
           reference = await referenceEmbeddings(referenceModel, train, (done, total) => hooks.onProgress?.(stage, done, total), resolutionScale(config.referenceResolution));
