@@ -64,6 +64,8 @@ export function writeFixtureRun(root: string, run: FixtureRun): string {
     chunks: 4,
     // Its lines carry no rejected candidates unless `extraSelection` adds them (and `config` says how often).
     superBatchEvery: 0,
+    // A started run's run.json holds the weight it trained with; these lines carry no term unless `config` sets one.
+    distill: 0,
     runDir: dir,
     ...run.config,
   };
