@@ -15,7 +15,7 @@ import { resolveDataSpec, type ThumbnailService } from '../panels/thumbnails';
 import { readRunJson, type MetricLine, type SelectionLine } from '../core/runs/record';
 import type { LiveRun, ManagerEvent } from '../extension/runManager';
 import { defaultDashboardView, type CurveMetric, type DashboardView } from '../protocol/webview';
-import { batchStripPairs, batchStripSize, type BatchStrip, type NotebookHostMessage, type NotebookRendererMessage } from '../protocol/notebook';
+import { batchStripPairs, batchStripSize, notebookXAxis, type BatchStrip, type NotebookHostMessage, type NotebookRendererMessage } from '../protocol/notebook';
 import { resolveSavedDir } from './outputs';
 
 /** What the host needs of the run manager. */
@@ -86,7 +86,7 @@ export class NotebookOutputHost<Target> {
       }
     }
     // No heatmap in a notebook output: a run id that matches none keeps the model from building one.
-    const view: DashboardView = { ...defaultDashboardView, buckets: payload.buckets, heatmapRun: '' };
+    const view: DashboardView = { ...defaultDashboardView, xAxis: notebookXAxis, buckets: payload.buckets, heatmapRun: '' };
     const snapshot = await model.snapshot(view);
     if (snapshot.type !== 'snapshot') return;
     this.post(target, {

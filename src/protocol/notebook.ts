@@ -18,6 +18,7 @@
  */
 import {
   curveMetrics,
+  defaultDashboardView,
   parseDashboardHostMessage,
   thumbnailSize,
   type ChartData,
@@ -25,6 +26,7 @@ import {
   type CurveMetric,
   type DashboardHostMessage,
   type RunInfo,
+  type XAxis,
 } from './webview';
 import { checkFields, describe, isFiniteNumber, isNullableNumber, isObject, isStep, isString, type Fields, type Parsed } from './check';
 
@@ -34,6 +36,9 @@ export const notebookRendererId = 'sift.notebook-renderer';
 
 /** Bumped when an output's data or a message changes shape. */
 export const notebookProtocolVersion = 1;
+
+/** What a notebook's curves are drawn against: the host decimates onto it and the renderer labels it (the dashboard's default). */
+export const notebookXAxis: XAxis = defaultDashboardView.xAxis;
 
 /** Output mimes the renderer draws. Errors use the editor's own error mime. */
 export const runOutputMime = 'application/vnd.sift.run+json';

@@ -16,6 +16,7 @@ import { themeColors, type ThemeColors } from '../shared/theme';
 import type { ChartData, ChartPatch, CurveMetric, RunInfo } from '../../src/protocol/webview';
 import {
   notebookProtocolVersion,
+  notebookXAxis,
   summaryMetrics,
   type BatchStrip,
   type CompareOutputData,
@@ -148,7 +149,7 @@ abstract class OutputView {
   }
 
   private context(): ChartContext {
-    return { xAxis: 'step', logX: false, smoothing: 0.6, runs: this.runs, colors: this.palette };
+    return { xAxis: notebookXAxis, logX: false, smoothing: 0.6, runs: this.runs, colors: this.palette };
   }
 
   private setRuns(runs: RunInfo[]): void {
@@ -231,8 +232,9 @@ export class RunOutputView extends OutputView {
     return [this.data.dir];
   }
 
+  /** The distillation term only draws for a run that distils (the host sends no chart without points). */
   protected get metrics(): CurveMetric[] {
-    return ['loss', 'i2t_r1'];
+    return ['loss', 'i2t_r1', 'distill_loss'];
   }
 
   protected get wantsBatch(): boolean {
