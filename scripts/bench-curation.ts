@@ -24,6 +24,7 @@ import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { runJob, runJobs, type Job, type JobResult } from '../src/cli/jobs';
 import { compareRuns, comparisonMarkdown } from '../src/core/runs/compare';
+import { usesReference as usesRunReference, type Method } from '../src/core/train/config';
 
 const { values } = parseArgs({
   options: {
@@ -89,11 +90,12 @@ interface LearnerJob extends Job {
 const common = ['--seed', values.seed, '--eval-data', evalData, ...shared, ...values['learner-flags'].split(/\s+/).filter(Boolean)];
 const referenceDir = values['reference-dir'] ? path.resolve(values['reference-dir']) : path.join(root, 'reference');
 const baselineDir = values['baseline-dir'] ? path.resolve(values['baseline-dir']) : undefined;
-/**
- * Every method but uniform scores with the reference (`--passed-reference uniform` is not the uniform method); any
- * run that distils learns from it.
- */
-const usesReference = (extra: string[]): boolean => extra[extra.indexOf('--method') + 1] !== 'uniform' || extra.includes('--distill');
+/** What config.ts says of the job's flags: the selecting methods score with the reference, and any run that distils learns from it. */
+const usesReference = (extra: string[]): boolean => {
+  const flag = (name: string): string | undefined => (extra.includes(name) ? extra[extra.indexOf(name) + 1] : undefined);
+  const distill = flag('--distill');
+  return usesRunReference({ method: flag('--method') as Method, distill: distill === undefined ? null : Number(distill) });
+};
 const learner = (jobName: string, extra: string[], runSteps = steps, trainData = data): LearnerJob => ({
   name: jobName,
   args: ['train', '--data', trainData, ...common, '--steps', String(runSteps), '--run-dir', path.join(root, jobName), ...extra, ...(usesReference(extra) ? ['--reference', referenceDir] : [])],

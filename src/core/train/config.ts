@@ -430,7 +430,12 @@ export const referenceDefaults: Partial<TrainConfig> = { method: 'uniform', lowR
  */
 export function startingDistill(config: Pick<TrainConfig, 'method' | 'distill' | 'referenceResolution'>, reference: { lowResFraction: number }): number {
   if (config.distill !== null) return config.distill;
-  return config.referenceResolution !== 'full' && reference.lowResFraction === 0 ? 0 : distillWeight(config);
+  return embedsBelowItsTraining(config, reference) ? 0 : distillWeight(config);
+}
+
+/** Whether the run has a reference trained at full resolution only embed the pool at a lower one (a poor filter and no teacher there). */
+export function embedsBelowItsTraining(config: Pick<TrainConfig, 'referenceResolution'>, reference: { lowResFraction: number }): boolean {
+  return config.referenceResolution !== 'full' && reference.lowResFraction === 0;
 }
 
 /** Whether a run loads its reference: to select with, or to distill from. */

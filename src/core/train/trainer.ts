@@ -21,7 +21,7 @@ import { batchMateTerms, chunkSizes, pairwiseScorer, selectIndependent, selectJo
 import { readCheckpoint, writeCheckpoint, pruneCheckpoints } from '../runs/checkpoint';
 import { JsonlWriter } from '../runs/jsonl';
 import type { DataSummary, EvalMetrics, RunRecord, SelectionLine, TrainMetrics } from '../runs/record';
-import { distillWeight, modelConfigFor, startingDistill, needsReference, resolutionScale, scoredPoolSize, scoresWithLearner, usesReference, type TrainConfig } from './config';
+import { distillWeight, embedsBelowItsTraining, modelConfigFor, startingDistill, needsReference, resolutionScale, scoredPoolSize, scoresWithLearner, usesReference, type TrainConfig } from './config';
 import { loadReference, noiseSeparation, readLogitScale, referenceEmbeddings, type ReferenceEmbeddings } from './reference';
 import { distinctCaptions, evaluate, prepareEvalSet, type EvalSet } from './eval';
 import { embedChunkRows } from './embedShards';
@@ -231,7 +231,7 @@ export class Trainer {
         hooks.onStage?.(`Loading the reference model ${config.reference}…`);
         const referenceModel = loadReference(config.reference);
         const distill = startingDistill(config, referenceModel);
-        if (config.referenceResolution !== 'full' && referenceModel.lowResFraction === 0) {
+        if (embedsBelowItsTraining(config, referenceModel)) {
           // Measured (docs/results.md): a full-resolution-only reference separates swapped captions worse at half resolution (AUC 0.963 → 0.778 on the built-in pool).
           const unset = distillWeight(config);
           const notDistilled =
