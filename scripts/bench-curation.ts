@@ -94,7 +94,8 @@ const baselineDir = values['baseline-dir'] ? path.resolve(values['baseline-dir']
 const usesReference = (extra: string[]): boolean => {
   const flag = (name: string): string | undefined => (extra.includes(name) ? extra[extra.indexOf(name) + 1] : undefined);
   const distill = flag('--distill');
-  return usesRunReference({ method: flag('--method') as Method, distill: distill === undefined ? null : Number(distill) });
+  const features = flag('--distill-features');
+  return usesRunReference({ method: flag('--method') as Method, distill: distill === undefined ? null : Number(distill), distillFeatures: features === undefined ? null : Number(features) });
 };
 const learner = (jobName: string, extra: string[], runSteps = steps, trainData = data): LearnerJob => ({
   name: jobName,
@@ -105,7 +106,7 @@ const learner = (jobName: string, extra: string[], runSteps = steps, trainData =
 // Full resolution for learner and reference unless a name says otherwise (the defaults are half resolution).
 const full = ['--score-resolution', 'full', '--reference-resolution', 'full'];
 // The screens below were measured with data selection alone, before runs distilled from their reference by default.
-const selectionAlone = ['--distill', '0'];
+const selectionAlone = ['--distill', '0', '--distill-features', '0'];
 let jobs: LearnerJob[] = [
   learner('uniform', ['--method', 'uniform']),
   ...(cleanData ? [learner('uniform-clean', ['--method', 'uniform'], steps, cleanData)] : []),
@@ -134,10 +135,15 @@ let jobs: LearnerJob[] = [
   learner('jest-default-chunks4', ['--method', 'jest', '--chunks', '4']),
   learner('jest-default-halflow', ['--method', 'jest', '--low-res-fraction', '0.5']),
   learner('easy-reference', ['--method', 'easy-reference']),
-  // The default distils from the reference at weight 3 (config.ts, selectingDistill); the same without it (selection
-  // alone, the paper's objective), weaker, and uniform batches with the default's term (what selection adds to it).
-  ...[0, 1].map((w) => learner(`jest-default-distill${w}`, ['--method', 'jest', '--distill', String(w)])),
-  learner('uniform-distill3', ['--method', 'uniform', '--distill', '3']),
+  // The default distils from the reference: its pair probabilities at weight 3 (config.ts, selectingDistill) and its
+  // embeddings at 20 (selectingFeatures). The same with neither (selection alone, the paper's objective), with the pair
+  // term only (the previous default), with other feature weights, and uniform batches with the default's terms (what
+  // selection adds to them).
+  learner('jest-default-distill0', ['--method', 'jest', ...selectionAlone]),
+  learner('jest-default-features0', ['--method', 'jest', '--distill-features', '0']),
+  ...[5, 50].map((w) => learner(`jest-default-features${w}`, ['--method', 'jest', '--distill-features', String(w)])),
+  learner('jest-default-features-only', ['--method', 'jest', '--distill', '0']),
+  learner('uniform-teacher', ['--method', 'uniform', '--distill', '3', '--distill-features', '20']),
   // The learner's share of the learnability score: w · learner loss − reference loss (0 = easy-reference scores, no learner pass).
   ...[0, 0.25, 0.35, 0.5].map((w) => learner(`jest-default-w${w}`, ['--method', 'jest', '--learner-weight', String(w)])),
   // The paper's protocol: shorter runs, each with its whole learning-rate schedule (warm-up, cosine to the end), against

@@ -28,6 +28,7 @@ export function lineValues(line: MetricLine): [CurveMetric, number][] {
   if (line.type === 'train') {
     add('loss', line.loss);
     add('distill_loss', line.distill_loss);
+    add('feature_loss', line.feature_loss);
   } else {
     add('i2t_r1', line.i2t_r1);
     add('i2t_r5', line.i2t_r5);

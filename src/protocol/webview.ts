@@ -29,16 +29,16 @@ export type XAxis = (typeof xAxes)[number];
 
 /**
  * The curves of the dashboard: train loss (every step), the eval metrics (every evalEvery steps), and the
- * distillation term of a run that distils from its reference (every step; no chart when no shown run has it).
+ * distillation terms of a run that distils from its reference (every step; no chart when no shown run has them).
  */
-export const curveMetrics = ['loss', 'i2t_r1', 'i2t_r5', 't2i_r1', 't2i_r5', 'zeroshot_acc', 'distill_loss'] as const;
+export const curveMetrics = ['loss', 'i2t_r1', 'i2t_r5', 't2i_r1', 't2i_r5', 'zeroshot_acc', 'distill_loss', 'feature_loss'] as const;
 export type CurveMetric = (typeof curveMetrics)[number];
 
 /** Metrics where lower is better (the others are accuracies). */
-export const lowerIsBetter: ReadonlySet<CurveMetric> = new Set(['loss', 'distill_loss']);
+export const lowerIsBetter: ReadonlySet<CurveMetric> = new Set(['loss', 'distill_loss', 'feature_loss']);
 
 /** Metrics recorded on every trained batch: noisy, so examples-to-reach compares their smoothed curve (the evals: raw). */
-export const perStepMetrics: ReadonlySet<CurveMetric> = new Set(['loss', 'distill_loss']);
+export const perStepMetrics: ReadonlySet<CurveMetric> = new Set(['loss', 'distill_loss', 'feature_loss']);
 
 /** Slots of the run palette; the webview maps them to the theme's chart colours. */
 export const paletteSize = 10;

@@ -237,7 +237,40 @@ test('distill: the learner also fits its reference\'s pair probabilities on each
   assert.throws(() => resolveConfig({ method: 'uniform', distill: 1 }), /distill 1 fits the learner to the reference model's pair probabilities on each batch: give --reference RUN_DIR \(train one with: sift reference --run-dir RUN_DIR\), or set distill 0/);
 });
 
-test('left unset, distill is 3 for a run selecting with a half-resolution-trained reference, saved in run.json; 0 with a full-resolution-only one (with a warning), for uniform, and for runs from before the setting', async () => {
+test("distillFeatures: the learner's embeddings also fit the reference's own on each batch — a falling feature_loss, no FLOPs beyond the reference's pass, named by compare; a reference of another width is an error when asked for and skipped when not", async () => {
+  const run = async (name: string, extra: Partial<TrainConfig>, reference = referenceDir) => {
+    const runDir = path.join(root, name);
+    const stages: string[] = [];
+    await trainRun(resolveConfig(tiny, { data: 'builtin:train?size=300', filterRatio: 0.5, chunks: 4, reference, steps: 8, evalEvery: 8, runDir }, extra), { onStage: (stage) => stages.push(stage) });
+    const trains = readJsonl<MetricLine>(path.join(runDir, 'metrics.jsonl')).rows.flatMap((r) => (r.type === 'train' ? [r] : []));
+    return { trains, stages, config: readRunJson(runDir).config };
+  };
+  const plain = await run('features-0', { method: 'jest', distill: 0, distillFeatures: 0 });
+  const fitted = await run('features-5', { method: 'jest', distill: 0, distillFeatures: 5 });
+  assert.ok(plain.trains.every((line) => line.feature_loss === undefined && line.distill_loss === undefined));
+  const term = fitted.trains.map((line) => line.feature_loss!);
+  assert.ok(term.every((value) => Number.isFinite(value) && value >= 0 && value <= 2), `feature_loss (1 − cos) on every step: ${term}`);
+  assert.ok(term[term.length - 1] < term[0] * 0.8, `the learner's embeddings move towards the reference's: ${term}`);
+  assert.ok(fitted.trains.every((line) => line.distill_loss === undefined), 'distill 0: no pair term');
+  assert.deepEqual(
+    fitted.trains.map((line) => [line.flops_train, line.flops_score, line.flops_reference]),
+    plain.trains.map((line) => [line.flops_train, line.flops_score, line.flops_reference]),
+    'the targets are the cached embeddings of rows already scored: no FLOPs of their own',
+  );
+  const comparison = await compareRuns(['distill-plain-uniform', 'features-0', 'features-5', 'distill-5'].map((name) => path.join(root, name)));
+  assert.deepEqual(comparison.runs.map((r) => r.method), ['uniform', 'jest', 'jest + features 5', 'jest + distill 5']);
+
+  // A reference whose embeddings are wider than the learner's has nothing to fit them to.
+  const wide = path.join(root, 'reference-wide');
+  await trainRun(resolveConfig(tiny, referenceDefaults, { embedDim: 2 * tiny.embedDim!, data: 'builtin:curated?size=200', steps: 2, evalEvery: 2, runDir: wide }));
+  await assert.rejects(run('features-wide', { method: 'jest', distillFeatures: 5 }, wide), /distillFeatures 5 fits the learner's 16-wide embeddings to the reference's, which are 32 wide: train the reference with the learner's embedDim, or set distillFeatures 0\./);
+  const unset = await run('features-wide-unset', { method: 'jest' }, wide);
+  assert.deepEqual([unset.config.distill, unset.config.distillFeatures], [3, 0]);
+  assert.ok(unset.stages.some((stage) => /The reference's embeddings are 32 wide and the learner's 16: this run does not fit them \(distillFeatures 0\)/.test(stage)), unset.stages.join('\n'));
+  assert.throws(() => resolveConfig({ method: 'uniform', distillFeatures: 1 }), /distillFeatures 1 fits the learner's embeddings to the reference model's on each batch: give --reference RUN_DIR/);
+});
+
+test('left unset, distill is 3 and distillFeatures 20 for a run selecting with a half-resolution-trained reference, saved in run.json; 0 with a full-resolution-only one (with a warning), for uniform, and for runs from before the settings', async () => {
   // A reference as sift reference trains it by default: half of each batch at half resolution.
   const halfRes = path.join(root, 'reference-halfres');
   await trainRun(resolveConfig(tiny, referenceDefaults, { data: 'builtin:curated?size=200', steps: 4, evalEvery: 4, runDir: halfRes }));
@@ -246,26 +279,31 @@ test('left unset, distill is 3 for a run selecting with a half-resolution-traine
     const warnings: string[] = [];
     await trainRun(resolveConfig(tiny, { data: 'builtin:train?size=300', filterRatio: 0.5, chunks: 4, steps: 2, evalEvery: 2, runDir }, extra), { onWarning: (message) => warnings.push(message) });
     const trains = readJsonl<MetricLine>(path.join(runDir, 'metrics.jsonl')).rows.flatMap((r) => (r.type === 'train' ? [r] : []));
-    return { distill: readRunJson(runDir).config.distill, distilled: trains.every((line) => line.distill_loss !== undefined), warnings };
+    const { config } = readRunJson(runDir);
+    const has = (key: 'distill_loss' | 'feature_loss') => trains.every((line) => line[key] !== undefined);
+    return { distill: config.distill, features: config.distillFeatures, distilled: has('distill_loss'), fitted: has('feature_loss'), warnings };
   };
   const taught = await start('default-halfres', { method: 'jest', reference: halfRes });
-  assert.deepEqual([taught.distill, taught.distilled], [3, true]);
+  assert.deepEqual([taught.distill, taught.distilled, taught.features, taught.fitted], [3, true, 20, true]);
   assert.deepEqual(taught.warnings, []);
   const fullOnly = await start('default-fullres', { method: 'jest', reference: referenceDir });
-  assert.deepEqual([fullOnly.distill, fullOnly.distilled], [0, false]);
-  assert.match(fullOnly.warnings.join('\n'), /trained at full resolution only; .* left unset, distill is 0 here instead of 3, because the targets would come from those embeddings\. Train the reference with --low-res-fraction 0\.5/);
+  assert.deepEqual([fullOnly.distill, fullOnly.distilled, fullOnly.features, fullOnly.fitted], [0, false, 0, false]);
+  assert.match(fullOnly.warnings.join('\n'), /trained at full resolution only; .* left unset, distill \(3\) and distillFeatures \(20\) are 0 here, because the targets would come from those embeddings\. Train the reference with --low-res-fraction 0\.5/);
   const asked = await start('asked-fullres', { method: 'jest', reference: referenceDir, distill: 3 });
-  assert.deepEqual([asked.distill, asked.distilled], [3, true], 'an explicit weight is kept');
-  assert.match(asked.warnings.join('\n'), /Its distillation targets \(distill 3\) come from those embeddings too/);
+  assert.deepEqual([asked.distill, asked.distilled, asked.features], [3, true, 0], 'an explicit weight is kept');
+  assert.match(asked.warnings.join('\n'), /left unset, distillFeatures \(20\) is 0 here, .* Its distillation targets \(distill 3\) come from those embeddings too/);
   const uniform = await start('default-uniform', { method: 'uniform' });
-  assert.deepEqual([uniform.distill, uniform.distilled], [0, false], 'uniform needs no reference and stays the plain baseline');
-  assert.equal(resolveConfig({ reference: halfRes, method: 'easy-reference' }).distill, null, 'decided when the run starts, not before');
+  assert.deepEqual([uniform.distill, uniform.distilled, uniform.features, uniform.fitted], [0, false, 0, false], 'uniform needs no reference and stays the plain baseline');
+  const resolved = resolveConfig({ reference: halfRes, method: 'easy-reference' });
+  assert.deepEqual([resolved.distill, resolved.distillFeatures], [null, null], 'decided when the run starts, not before');
   // run.json of a JEST run written before runs distilled by default: resumed or branched, it still does not.
   const older: Partial<TrainConfig> = { ...resolveConfig({ method: 'jest', reference: halfRes }) };
   delete older.distill;
-  assert.equal(savedConfig(older).distill, 0);
+  delete older.distillFeatures;
+  assert.deepEqual([savedConfig(older).distill, savedConfig(older).distillFeatures], [0, 0]);
   assert.equal(savedConfig({ ...older, distill: 3 }).distill, 3);
   assert.throws(() => validateConfig({ distill: 11 }, 'run.sift.json'), /run\.sift\.json: "distill" is 11; expected a number from 0 to 10 or null\./);
+  assert.throws(() => validateConfig({ distillFeatures: -1 }, 'run.sift.json'), /run\.sift\.json: "distillFeatures" is -1; expected a number from 0 to 100 or null\./);
 });
 
 test('a selecting method without a reference is a config error that says how to make one', () => {

@@ -2,7 +2,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import { selectBackend } from '../../src/core/backend';
-import { distillationLoss, sigmoidLoss, softmaxLoss } from '../../src/core/model/losses';
+import { distillationLoss, featureDistillationLoss, sigmoidLoss, softmaxLoss } from '../../src/core/model/losses';
 
 before(async () => {
   await selectBackend('wasm');
@@ -103,4 +103,37 @@ test('distillation: 0 where the learner agrees with its teacher, above 0 where n
       assert.ok(closer < apart, `softmax: ${closer} after a step, ${apart} before`);
     }
   }
+});
+
+test("feature distillation is 1 − cosine to the teacher's embeddings, per tower, averaged over the batch", () => {
+  // Learner image rows vs teacher's: identical (1 − cos 0), orthogonal (1); text rows: at 45° (1 − √½) and opposite (2).
+  const teacherImage = [
+    [1, 0],
+    [1, 0],
+  ];
+  const teacherText = [
+    [0, 1],
+    [-1, 0],
+  ];
+  const learnerImage = [
+    [1, 0],
+    [0, 1],
+  ];
+  const learnerText = [
+    [Math.SQRT1_2, Math.SQRT1_2],
+    [1, 0],
+  ];
+  const expected = (0 + 1 + (1 - Math.SQRT1_2) + 2) / (2 * 2);
+  const [value, same, grad] = tf.tidy(() => {
+    const [ti, tt] = [tf.tensor2d(teacherImage), tf.tensor2d(teacherText)];
+    const value = featureDistillationLoss(tf.tensor2d(learnerImage), tf.tensor2d(learnerText), ti, tt).dataSync()[0];
+    const same = featureDistillationLoss(ti, tt, ti, tt).dataSync()[0];
+    const grad = tf.grad((x: tf.Tensor) => featureDistillationLoss(x as tf.Tensor2D, tf.tensor2d(learnerText), ti, tt))(tf.tensor2d(learnerImage)).arraySync() as number[][];
+    return [value, same, grad] as const;
+  });
+  assert.ok(Math.abs(value - expected) < 1e-6, `${value} against ${expected}`);
+  assert.equal(same, 0);
+  // d/de ‖e − t‖² / (4 · batch) = (e − t) / 4: the image that already agrees gets no pull, the orthogonal one is pulled towards its teacher.
+  assert.deepEqual(grad[0], [0, 0]);
+  assert.ok(Math.abs(grad[1][0] - -0.25) < 1e-6 && Math.abs(grad[1][1] - 0.25) < 1e-6, JSON.stringify(grad[1]));
 });

@@ -27,6 +27,7 @@ describe('raw series', () => {
     assert.deepEqual(series.distill_loss.value, [0.4, 0.25]);
     assert.deepEqual(series.distill_loss.flops, [100, 300]);
     assert.deepEqual(appendLine(emptyRunSeries(), train(4, 1.4, { distill_loss: 0.2 })), ['loss', 'distill_loss']);
+    assert.deepEqual(appendLine(emptyRunSeries(), train(5, 1.3, { distill_loss: 0.2, feature_loss: 0.1 })), ['loss', 'distill_loss', 'feature_loss']);
   });
 
   test('appendLine reports the metrics it added to', () => {

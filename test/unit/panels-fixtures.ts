@@ -66,6 +66,7 @@ export function writeFixtureRun(root: string, run: FixtureRun): string {
     superBatchEvery: 0,
     // A started run's run.json holds the weight it trained with; these lines carry no term unless `config` sets one.
     distill: 0,
+    distillFeatures: 0,
     runDir: dir,
     ...run.config,
   };
@@ -115,6 +116,7 @@ export function trainLine(step: number, run: Pick<FixtureRun, 'method' | 'pace' 
   const progress = (step * run.pace) / Math.max(1, run.steps);
   const loss = round(1.2 + 2.6 * Math.exp(-3 * progress) + 0.18 * rng.normal());
   const distill = (run.config?.distill ?? 0) > 0 ? { distill_loss: round(0.05 + 0.6 * Math.exp(-4 * progress) + 0.02 * Math.abs(rng.normal())) } : {};
+  const features = (run.config?.distillFeatures ?? 0) > 0 ? { feature_loss: round(0.04 + 0.8 * Math.exp(-5 * progress) + 0.01 * Math.abs(rng.normal())) } : {};
   return {
     type: 'train',
     step,
@@ -128,6 +130,7 @@ export function trainLine(step: number, run: Pick<FixtureRun, 'method' | 'pace' 
     active_s: round(counters.active_s),
     loss,
     ...distill,
+    ...features,
     lr: 0.002,
     grad_norm: 1,
     temperature: 10,

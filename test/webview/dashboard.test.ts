@@ -201,19 +201,21 @@ describe('dashboard webview', () => {
     await panel.page.close();
   });
 
-  test('a run that distils from its reference gets a distillation-loss chart, and examples-to-reach can read it downwards', async () => {
+  test('a run that distils from its reference gets a chart for each distillation term, and examples-to-reach can read them downwards', async () => {
     const distillRoot = tmpDir();
     writeFixtureRun(distillRoot, { id: 'uniform', method: 'uniform', steps: 200, pace: 1 });
-    writeFixtureRun(distillRoot, { id: 'jest-distill3', method: 'jest', steps: 200, pace: 2, config: { distill: 3, reference: '../reference' } });
+    writeFixtureRun(distillRoot, { id: 'jest-distill3', method: 'jest', steps: 200, pace: 2, config: { distill: 3, distillFeatures: 20, reference: '../reference' } });
     const model = new DashboardModel({ heatmapIntervalMs: 0 });
     for (const id of ['uniform', 'jest-distill3']) await model.addRun(`${distillRoot}/${id}`);
     const panel = await openDashboard('dark', model);
     const { page } = panel;
     const titles = await page.locator('.chart-title').allTextContents();
-    assert.equal(titles.at(-1), 'Distillation loss (KL to the reference)', titles.join(' | '));
-    assert.ok((await canvasInk(page, '[data-metric="distill_loss"] canvas')) > 0.02, 'the term is drawn');
+    assert.deepEqual(titles.slice(-2), ['Distillation loss (KL to the reference)', 'Feature distillation loss (1 − cos to the reference)'], titles.join(' | '));
+    assert.ok((await canvasInk(page, '[data-metric="distill_loss"] canvas')) > 0.02, 'the pair term is drawn');
+    assert.ok((await canvasInk(page, '[data-metric="feature_loss"] canvas')) > 0.02, 'the feature term is drawn');
     // The legend says which run distils (its config against the baseline's).
     assert.ok((await page.locator('.legend-item[data-run="jest-distill3"]').textContent())!.includes('distill 0 → 3'));
+    assert.ok((await page.locator('.legend-item[data-run="jest-distill3"]').textContent())!.includes('distillFeatures 0 → 20'));
     // Examples-to-reach on the term: the baseline (uniform) has none, so the user enters a target; lower is better.
     await page.locator('#reach-metric').click();
     await page.locator('#reach-metric').getByRole('option', { name: 'Distillation loss (KL to the reference)' }).click();

@@ -221,14 +221,14 @@ describe('notebook renderer', () => {
     await page.close();
   });
 
-  test('a run that distils from its reference also shows its distillation term; one that does not, only loss and recall', async () => {
-    writeFixtureRun(root, { id: 'jest-distill3', method: 'jest', filterRatio: 0.8, steps: 200, pace: 2, config: { distill: 3, reference: '../reference' } });
+  test('a run that distils from its reference also shows its distillation terms; one that does not, only loss and recall', async () => {
+    writeFixtureRun(root, { id: 'jest-distill3', method: 'jest', filterRatio: 0.8, steps: 200, pace: 2, config: { distill: 3, distillFeatures: 20, reference: '../reference' } });
     const r = await openRenderer('dark');
     const { page } = r;
     await r.render('out-d', output('jest-distill3', { label: 'distilled' }));
-    await page.locator('#out-d [data-metric="distill_loss"] canvas').waitFor();
-    assert.deepEqual(await page.locator('#out-d .chart-title').allTextContents(), ['Train loss', 'Image → text recall@1', 'Distillation loss (KL to the reference)']);
-    assert.ok((await canvasInk(page, '#out-d [data-metric="distill_loss"] canvas')) > 0.02, 'the term is drawn');
+    await page.locator('#out-d [data-metric="feature_loss"] canvas').waitFor();
+    assert.deepEqual(await page.locator('#out-d .chart-title').allTextContents(), ['Train loss', 'Image → text recall@1', 'Distillation loss (KL to the reference)', 'Feature distillation loss (1 − cos to the reference)']);
+    for (const metric of ['distill_loss', 'feature_loss']) assert.ok((await canvasInk(page, `#out-d [data-metric="${metric}"] canvas`)) > 0.02, `${metric} is drawn`);
     // The x-axis is the one the host decimated onto (FLOPs, as on the dashboard), and the readout says so.
     await page.locator('#out-d [data-metric="loss"] .u-over').hover({ position: { x: 200, y: 60 } });
     await page.waitForFunction(() => document.querySelector('#out-d')?.shadowRoot?.querySelector('[data-metric="loss"] .readout')?.textContent?.startsWith('FLOPs (total) '));

@@ -19,6 +19,7 @@ export const metricTitles: Record<CurveMetric, string> = {
   t2i_r5: 'Text → image recall@5',
   zeroshot_acc: 'Zero-shot accuracy',
   distill_loss: 'Distillation loss (KL to the reference)',
+  feature_loss: 'Feature distillation loss (1 − cos to the reference)',
 };
 
 export interface ChartContext {

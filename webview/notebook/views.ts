@@ -232,9 +232,9 @@ export class RunOutputView extends OutputView {
     return [this.data.dir];
   }
 
-  /** The distillation term only draws for a run that distils (the host sends no chart without points). */
+  /** The distillation terms only draw for a run that distils (the host sends no chart without points). */
   protected get metrics(): CurveMetric[] {
-    return ['loss', 'i2t_r1', 'distill_loss'];
+    return ['loss', 'i2t_r1', 'distill_loss', 'feature_loss'];
   }
 
   protected get wantsBatch(): boolean {

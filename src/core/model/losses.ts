@@ -92,6 +92,17 @@ export function distillationLoss(kind: LossKind, logits: tf.Tensor2D, teacher: t
   }
 }
 
+/**
+ * How far the learner's unit embeddings of a batch are from a teacher's of the
+ * same pairs (constants of the learner's width): per example, the mean over the
+ * two towers of ½‖e − t‖² = 1 − cos(e, t); 0 when they coincide, 1 when orthogonal.
+ */
+export function featureDistillationLoss(image: tf.Tensor2D, text: tf.Tensor2D, teacherImage: tf.Tensor2D, teacherText: tf.Tensor2D): tf.Scalar {
+  const batch = image.shape[0];
+  const squared = tf.add(tf.sum(tf.square(tf.sub(image, teacherImage))), tf.sum(tf.square(tf.sub(text, teacherText))));
+  return tf.div(squared, 4 * batch) as tf.Scalar;
+}
+
 export function contrastiveLoss(kind: LossKind, image: tf.Tensor2D, text: tf.Tensor2D, temperature: tf.Tensor, bias: tf.Tensor): ContrastiveLoss {
   switch (kind) {
     case 'sigmoid':

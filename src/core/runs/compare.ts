@@ -138,7 +138,9 @@ export async function compareRuns(dirs: readonly string[], options: { metric?: C
   const isUniform = (r: LoadedRun): boolean => r.run.config.method === 'uniform';
   // run.json holds the weight the run trained with; runs from before the setting have none, and did not distil.
   const distillOf = (r: LoadedRun): number => r.run.config.distill ?? 0;
-  const baseline = runs.find((r) => isUniform(r) && distillOf(r) === 0) ?? runs.find(isUniform);
+  const featuresOf = (r: LoadedRun): number => r.run.config.distillFeatures ?? 0;
+  const teacherOf = (r: LoadedRun): string => [distillOf(r) > 0 ? ` + distill ${distillOf(r)}` : '', featuresOf(r) > 0 ? ` + features ${featuresOf(r)}` : ''].join('');
+  const baseline = runs.find((r) => isUniform(r) && teacherOf(r) === '') ?? runs.find(isUniform);
   let target = options.target;
   let targetFrom = 'given';
   if (target === undefined) {
@@ -166,7 +168,7 @@ export async function compareRuns(dirs: readonly string[], options: { metric?: C
     return {
       dir: r.dir,
       id: r.run.id,
-      method: distillOf(r) > 0 ? `${r.run.config.method} + distill ${distillOf(r)}` : r.run.config.method,
+      method: `${r.run.config.method}${teacherOf(r)}`,
       filterRatio: r.run.config.method === 'uniform' ? undefined : r.run.config.filterRatio,
       status: r.run.status,
       steps: lastTrain?.step ?? 0,

@@ -100,6 +100,8 @@ export interface TrainMetrics {
   loss: number;
   /** With `distill` above 0, on every trained batch: how far the learner's pair probabilities are from the reference's (0 = equal). */
   distill_loss?: number;
+  /** With `distillFeatures`: the embedding term, unweighted (1 − cosine to the reference's, mean of the towers). */
+  feature_loss?: number;
   lr: number;
   grad_norm: number;
   temperature: number;

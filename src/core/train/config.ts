@@ -64,6 +64,17 @@ export interface TrainConfig {
    */
   distill: number | null;
   /**
+   * Weight of feature distillation: on each batch the learner's image and
+   * caption embeddings also fit the reference's cached ones of the same pairs
+   * (1 − cosine per tower, the mean of the two; no FLOPs beyond the
+   * reference's pass). Needs a reference of the learner's embedding width.
+   * 0 = off; null = `selectingFeatures` for a method that selects with a
+   * reference that can teach at the resolution it embeds the pool at, and
+   * whose embeddings are as wide as the learner's; 0 otherwise (decided, and
+   * saved in run.json, when the run first starts).
+   */
+  distillFeatures: number | null;
+  /**
    * Every this many steps selections.jsonl also keeps the whole super-batch:
    * the rejected candidates with their scores and, for the sigmoid loss, each
    * pick's largest batch-mate terms. 0 = never.
@@ -163,6 +174,7 @@ export const defaultTrainConfig: TrainConfig = {
   // Chosen by bench:curation over three seeds on two data sets (docs/results.md, "The learner's share of learnability").
   learnerWeight: 0.25,
   distill: null,
+  distillFeatures: null,
   superBatchEvery: 25,
   reference: '',
   // Chosen by bench:curation (docs/results.md, "Cheaper selection"): half-resolution scoring and reference pass.
@@ -212,6 +224,7 @@ export const configHelp: Record<keyof TrainConfig, string> = {
   selectionTemperature: 'softmax temperature of the joint sampler',
   learnerWeight: 'learnability = w · learner loss − reference loss (jest, independent): 1 = the paper, 0 = easy-reference scores and no learner pass',
   distill: "weight of fitting the reference's pair probabilities on each batch, any method given a reference (0 = off; null = 3 for the methods that select with a reference, unless it trained at full resolution only and embeds at a lower one; else 0)",
+  distillFeatures: "weight of fitting the reference's own embeddings of each batch's images and captions, 1 − cosine per tower (0 = off; null = 20 for the methods that select with a reference, unless it trained at full resolution only and embeds at a lower one or its embeddings are of another width; else 0)",
   superBatchEvery: 'every N steps also record the rejected candidates and batch-mate terms (0 = never)',
   reference: 'run folder of the reference model (sift reference)',
   scoreResolution: 'learner scoring resolution: full, low (half) or quarter, same weights',
@@ -269,6 +282,7 @@ export const fieldKinds: Record<keyof TrainConfig, FieldKind> = {
   selectionTemperature: { kind: 'number', min: 0.001, max: 1000 },
   learnerWeight: { kind: 'number', min: 0, max: 10 },
   distill: { kind: 'nullable-number', min: 0, max: 10 },
+  distillFeatures: { kind: 'nullable-number', min: 0, max: 100 },
   superBatchEvery: { kind: 'int', min: 0 },
   reference: { kind: 'string' },
   scoreResolution: { kind: 'enum', values: resolutions },
@@ -423,14 +437,39 @@ export function distillWeight(config: Pick<TrainConfig, 'method' | 'distill'>): 
 export const referenceDefaults: Partial<TrainConfig> = { method: 'uniform', lowResFraction: 0.5 };
 
 /**
- * The weight a starting run trains with, knowing its reference: left unset, none when the reference trained at full
- * resolution only is to embed the pool at a lower one — its targets would come from those embeddings, and measured,
- * a run that distilled from them never reached uniform's final recall (docs/results.md, "A reference trained at
- * full resolution only is no teacher at half").
+ * The feature-distillation weight a run selecting with a reference gets unless told otherwise, on top of `distill`:
+ * screened at 1, 5, 20 and 50, then measured over ten learners' seeds on each data set (docs/results.md, "Distilling
+ * the reference's embeddings (`--distill-features`)").
  */
-export function startingDistill(config: Pick<TrainConfig, 'method' | 'distill' | 'referenceResolution'>, reference: { lowResFraction: number }): number {
-  if (config.distill !== null) return config.distill;
-  return embedsBelowItsTraining(config, reference) ? 0 : distillWeight(config);
+export const selectingFeatures = 20;
+
+/** The weight of the feature term: as set, or by default `selectingFeatures` when the method selects with a reference, 0 otherwise. */
+export function featureWeight(config: Pick<TrainConfig, 'method' | 'distillFeatures'>): number {
+  return config.distillFeatures ?? (needsReference(config.method) ? selectingFeatures : 0);
+}
+
+/** What a starting run needs to know of its reference to settle its teacher's weights. */
+export interface TeacherFacts {
+  /** Share of the reference's training batches at half resolution (0: full resolution only). */
+  lowResFraction: number;
+  /** Width of the reference's embeddings, against `learnerDim` of the learner's. */
+  embedDim: number;
+  learnerDim: number;
+}
+
+/**
+ * The weights a starting run trains with, knowing its reference. Left unset, neither term is used when a
+ * reference trained at full resolution only is to embed the pool at a lower one — its targets would come from those
+ * embeddings, and measured, a run that distilled from them never reached uniform's final recall (docs/results.md,
+ * "A reference trained at full resolution only is no teacher at half") — and the feature term not where the
+ * reference's embeddings are of another width than the learner's.
+ */
+export function startingTeacher(config: Pick<TrainConfig, 'method' | 'distill' | 'distillFeatures' | 'referenceResolution'>, reference: TeacherFacts): { distill: number; distillFeatures: number } {
+  const noTeacher = embedsBelowItsTraining(config, reference);
+  return {
+    distill: config.distill ?? (noTeacher ? 0 : distillWeight(config)),
+    distillFeatures: config.distillFeatures ?? (noTeacher || reference.embedDim !== reference.learnerDim ? 0 : featureWeight(config)),
+  };
 }
 
 /** Whether the run has a reference trained at full resolution only embed the pool at a lower one (a poor filter and no teacher there). */
@@ -439,8 +478,8 @@ export function embedsBelowItsTraining(config: Pick<TrainConfig, 'referenceResol
 }
 
 /** Whether a run loads its reference: to select with, or to distill from. */
-export function usesReference(config: Pick<TrainConfig, 'method' | 'distill'>): boolean {
-  return needsReference(config.method) || distillWeight(config) > 0;
+export function usesReference(config: Pick<TrainConfig, 'method' | 'distill' | 'distillFeatures'>): boolean {
+  return needsReference(config.method) || distillWeight(config) > 0 || featureWeight(config) > 0;
 }
 
 /** Candidates scored per step: b / (1 − f), rounded; b itself for uniform batches. */
@@ -462,7 +501,7 @@ export function scoredPoolSize(config: Pick<TrainConfig, 'method' | 'batchSize' 
  * What a field meant before it existed, where its default has since changed:
  * a run written then resumes and branches with the behaviour it started with.
  */
-const absentFromOlderRuns: Partial<TrainConfig> = { learnerWeight: 1, scoreAhead: 'off', distill: 0 };
+const absentFromOlderRuns: Partial<TrainConfig> = { learnerWeight: 1, scoreAhead: 'off', distill: 0, distillFeatures: 0 };
 
 /** The config of a run on disk (its run.json), fields added since filled as they behaved then. */
 export function savedConfig(saved: Partial<TrainConfig>): TrainConfig {
@@ -488,6 +527,9 @@ export function resolveConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
   }
   if (config.distill !== null && config.distill > 0 && !config.reference) {
     throw new ConfigError(`distill ${config.distill} fits the learner to the reference model's pair probabilities on each batch: give --reference RUN_DIR (train one with: sift reference --run-dir RUN_DIR), or set distill 0.`);
+  }
+  if (config.distillFeatures !== null && config.distillFeatures > 0 && !config.reference) {
+    throw new ConfigError(`distillFeatures ${config.distillFeatures} fits the learner's embeddings to the reference model's on each batch: give --reference RUN_DIR (train one with: sift reference --run-dir RUN_DIR), or set distillFeatures 0.`);
   }
   return config;
 }

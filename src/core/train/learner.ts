@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { BackendName } from '../backend';
 import { forwardFlops, type DualEncoder } from '../model/dualEncoder';
-import { contrastiveLoss, distillationLoss, type LossKind } from '../model/losses';
+import { contrastiveLoss, distillationLoss, featureDistillationLoss, type LossKind } from '../model/losses';
 import type { AdamW } from './optimizer';
 import { candidateMatrices, candidateShard, embedShard, type Candidates, type CandidateScores, type PairMatrices, type Shard } from './replicaProtocol';
 import { localEmbedder, ReplicaPool, scoringPlace, threadsFor, type Embedder } from './replicas';
@@ -24,10 +24,13 @@ async function readPairMatrices(size: number, [pairLoss, logits]: tf.Tensor[]): 
   }
 }
 
-/** What the learner also fits on a batch: a teacher's [rows, rows] pair logits, row-major, and the term's weight. */
+/** What the learner also fits on a batch: a teacher's [rows, rows] pair logits, row-major, with the term's weight, and its embeddings. */
 export interface Teacher {
-  logits: Float32Array;
+  /** For `weight` above 0. */
+  logits?: Float32Array;
   weight: number;
+  /** The teacher's own unit embeddings of the rows ([rows, dim] each), fitted with this weight (`distillFeatures`). */
+  features?: { image: Float32Array; text: Float32Array; weight: number };
 }
 
 export interface LearnerGradients {
@@ -35,9 +38,14 @@ export interface LearnerGradients {
   loss: number;
   /** With a teacher: its distillation term, unweighted (the gradients include weight × it). */
   distillLoss?: number;
+  /** With teacher features: their term, unweighted. */
+  featureLoss?: number;
   /** Gradient of every trainable variable, keyed by its tfjs name. */
   grads: tf.NamedTensorMap;
 }
+
+/** The scalars `objective` keeps for the caller to read: the contrastive loss and each teacher term it added. */
+type ObjectiveParts = Partial<Record<'loss' | 'distillLoss' | 'featureLoss', tf.Scalar>>;
 
 export class Learner {
   readonly embedder: Embedder;
@@ -148,20 +156,36 @@ export class Learner {
     return this.replicas ? this.parallelGradients(this.replicas, shard, teacher) : this.localGradients(shard, teacher);
   }
 
-  /** The contrastive loss of a batch's embeddings, plus the teacher's term; `parts` gets both values. */
-  private objective(image: tf.Tensor2D, text: tf.Tensor2D, temperature: tf.Tensor, bias: tf.Tensor, teacher: Teacher | undefined, parts: tf.Scalar[]): tf.Scalar {
+  /** The contrastive loss of a batch's embeddings, plus the teacher's terms; `parts` gets each value. */
+  private objective(image: tf.Tensor2D, text: tf.Tensor2D, temperature: tf.Tensor, bias: tf.Tensor, teacher: Teacher | undefined, parts: ObjectiveParts): tf.Scalar {
     const pair = contrastiveLoss(this.loss, image, text, temperature, bias);
-    parts.push(tf.keep(pair.loss.clone()));
-    if (!teacher || teacher.weight === 0) return pair.loss;
+    parts.loss = tf.keep(pair.loss.clone());
+    let total: tf.Scalar = pair.loss;
+    if (!teacher) return total;
     const rows = image.shape[0];
-    const distill = distillationLoss(this.loss, pair.logits, tf.tensor2d(teacher.logits, [rows, rows]));
-    parts.push(tf.keep(distill.clone()));
-    return tf.add(pair.loss, tf.mul(distill, teacher.weight)) as tf.Scalar;
+    if (teacher.logits && teacher.weight > 0) {
+      const distill = distillationLoss(this.loss, pair.logits, tf.tensor2d(teacher.logits, [rows, rows]));
+      parts.distillLoss = tf.keep(distill.clone());
+      total = tf.add(total, tf.mul(distill, teacher.weight));
+    }
+    if (teacher.features && teacher.features.weight > 0) {
+      const dim = image.shape[1];
+      const feature = featureDistillationLoss(image, text, tf.tensor2d(teacher.features.image, [rows, dim]), tf.tensor2d(teacher.features.text, [rows, dim]));
+      parts.featureLoss = tf.keep(feature.clone());
+      total = tf.add(total, tf.mul(feature, teacher.features.weight));
+    }
+    return total;
   }
 
-  /** The values of the parts `objective` kept: the contrastive loss, then the teacher's term if any. */
-  private static partsOf([loss, distillLoss]: number[]): { loss: number; distillLoss?: number } {
-    return distillLoss === undefined ? { loss } : { loss, distillLoss };
+  /** The values of the parts `objective` kept, freed. */
+  private static async partsOf(parts: ObjectiveParts): Promise<{ loss: number; distillLoss?: number; featureLoss?: number }> {
+    const out: { loss: number; distillLoss?: number; featureLoss?: number } = { loss: NaN };
+    for (const key of ['loss', 'distillLoss', 'featureLoss'] as const) {
+      const part = parts[key];
+      if (part) out[key] = (await part.data())[0];
+    }
+    tf.dispose(Object.values(parts));
+    return out;
   }
 
   /** Applies an optimizer step and hands the new weights to the replica threads; frees `grads`. Returns the gradient norm. */
@@ -177,15 +201,13 @@ export class Learner {
   /** In this thread: one tape over both towers and the loss. */
   private async localGradients(shard: Shard, teacher: Teacher | undefined): Promise<LearnerGradients> {
     const { model } = this;
-    const parts: tf.Scalar[] = [];
+    const parts: ObjectiveParts = {};
     const { value, grads } = tf.variableGrads(() => {
       const { image, text } = embedShard(model, shard);
       return this.objective(image!, text!, model.temperature, model.bias, teacher, parts);
     });
     value.dispose();
-    const values = await Promise.all(parts.map(async (part) => (await part.data())[0]));
-    tf.dispose(parts);
-    return { ...Learner.partsOf(values), grads };
+    return { ...(await Learner.partsOf(parts)), grads };
   }
 
   /**
@@ -202,18 +224,15 @@ export class Learner {
     const bias = model.params.get('logit/bias');
     // The softmax loss has no bias term; asking tfjs for its gradient would be an error.
     const withBias = this.loss === 'sigmoid';
-    let parts: { loss: number; distillLoss?: number } = { loss: NaN };
+    const kept: ObjectiveParts = {};
     const logitGrads = new Map<string, number>();
     // Replica threads run only on the CPU backends, where reads are synchronous.
     const flat = await replicas.gradients(shard, (image, text) =>
       tf.tidy(() => {
-        const kept: tf.Scalar[] = [];
         const lossOf = (x: tf.Tensor, y: tf.Tensor, t: tf.Tensor, b?: tf.Tensor) => this.objective(x as tf.Tensor2D, y as tf.Tensor2D, tf.exp(t), b ?? bias, teacher, kept);
         const inputs = [tf.tensor2d(image, [rows, dim]), tf.tensor2d(text, [rows, dim]), logTemperature, ...(withBias ? [bias] : [])];
         const { value, grads } = tf.valueAndGrads(lossOf)(inputs);
         value.dispose();
-        parts = Learner.partsOf(kept.map((part) => part.dataSync()[0]));
-        tf.dispose(kept);
         logitGrads.set(logTemperature.name, grads[2].dataSync()[0]);
         if (withBias) logitGrads.set(bias.name, grads[3].dataSync()[0]);
         return { dImage: grads[0].dataSync() as Float32Array, dText: grads[1].dataSync() as Float32Array };
@@ -227,7 +246,7 @@ export class Learner {
       else if (variable !== logTemperature && variable !== bias) grads[variable.name] = tf.tensor(flat.subarray(offset, offset + variable.size), variable.shape);
       offset += variable.size;
     }
-    return { ...parts, grads };
+    return { ...(await Learner.partsOf(kept)), grads };
   }
 
   async close(): Promise<void> {

@@ -21,7 +21,7 @@ import { batchMateTerms, chunkSizes, pairwiseScorer, selectIndependent, selectJo
 import { readCheckpoint, writeCheckpoint, pruneCheckpoints } from '../runs/checkpoint';
 import { JsonlWriter } from '../runs/jsonl';
 import type { DataSummary, EvalMetrics, RunRecord, SelectionLine, TrainMetrics } from '../runs/record';
-import { distillWeight, embedsBelowItsTraining, modelConfigFor, startingDistill, needsReference, resolutionScale, scoredPoolSize, scoresWithLearner, usesReference, type TrainConfig } from './config';
+import { ConfigError, distillWeight, embedsBelowItsTraining, featureWeight, modelConfigFor, startingTeacher, needsReference, resolutionScale, scoredPoolSize, scoresWithLearner, usesReference, type TrainConfig } from './config';
 import { loadReference, noiseSeparation, readLogitScale, referenceEmbeddings, type ReferenceEmbeddings } from './reference';
 import { distinctCaptions, evaluate, prepareEvalSet, type EvalSet } from './eval';
 import { embedChunkRows } from './embedShards';
@@ -217,34 +217,46 @@ export class Trainer {
       const perExample = forwardFlops(model.config);
       record.update({ model: { parameters: model.params.count(), forwardFlopsPerExample: perExample.image + perExample.text, vocabSize: tokenizer.size } });
 
-      // An unset distillation weight is decided once, when the run first starts, and kept in run.json: a resumed or
-      // branched run trains with the weight it started with, whatever the default becomes.
-      const settleDistill = (weight: number): void => {
-        if (config.distill !== null) return;
-        config.distill = weight;
-        record.update({ config: { ...record.run.config, distill: weight } });
+      // Unset teacher weights are decided once, when the run first starts, and kept in run.json: a resumed or branched
+      // run trains with the weights it started with, whatever the defaults become.
+      const settleTeacher = (weights: { distill: number; distillFeatures: number }): void => {
+        if (config.distill !== null && config.distillFeatures !== null) return;
+        config.distill = weights.distill;
+        config.distillFeatures = weights.distillFeatures;
+        record.update({ config: { ...record.run.config, ...weights } });
       };
       let reference: ReferenceEmbeddings | undefined;
       if (!usesReference(config)) {
-        settleDistill(0);
+        settleTeacher({ distill: 0, distillFeatures: 0 });
       } else {
         hooks.onStage?.(`Loading the reference model ${config.reference}…`);
         const referenceModel = loadReference(config.reference);
-        const distill = startingDistill(config, referenceModel);
-        if (embedsBelowItsTraining(config, referenceModel)) {
+        const facts = { lowResFraction: referenceModel.lowResFraction, embedDim: referenceModel.model.config.embedDim, learnerDim: model.config.embedDim };
+        const weights = startingTeacher(config, facts);
+        if (embedsBelowItsTraining(config, facts)) {
           // Measured (docs/results.md): a full-resolution-only reference separates swapped captions worse at half resolution (AUC 0.963 → 0.778 on the built-in pool).
-          const unset = distillWeight(config);
+          const terms = [
+            { name: 'distill', set: config.distill, unset: distillWeight(config), used: weights.distill },
+            { name: 'distillFeatures', set: config.distillFeatures, unset: featureWeight(config), used: weights.distillFeatures },
+          ];
+          const dropped = terms.filter((t) => t.set === null && t.unset > 0).map((t) => `${t.name} (${t.unset})`);
+          const kept = terms.filter((t) => t.used > 0).map((t) => `${t.name} ${t.used}`);
           const notDistilled =
-            config.distill === null && unset > 0
-              ? ` So this run does not distil from it: left unset, distill is 0 here instead of ${unset}, because the targets would come from those embeddings.`
-              : distill > 0
-                ? ` Its distillation targets (distill ${distill}) come from those embeddings too.`
-                : '';
+            (dropped.length ? ` So this run does not learn from it as a teacher: left unset, ${dropped.join(' and ')} ${dropped.length > 1 ? 'are' : 'is'} 0 here, because the targets would come from those embeddings.` : '') +
+            (kept.length ? ` Its distillation targets (${kept.join(', ')}) come from those embeddings too.` : '');
           hooks.onWarning?.(
             `The reference ${config.reference} was trained at full resolution only; this run has it embed the pool at ${config.referenceResolution} resolution, where it tells right captions from swapped ones less well.${notDistilled} Train the reference with --low-res-fraction 0.5, or set --reference-resolution full (its pass over the pool then costs 3× more).`,
           );
         }
-        settleDistill(distill);
+        if (facts.embedDim !== facts.learnerDim) {
+          if (config.distillFeatures !== null && config.distillFeatures > 0) {
+            throw new ConfigError(`distillFeatures ${config.distillFeatures} fits the learner's ${facts.learnerDim}-wide embeddings to the reference's, which are ${facts.embedDim} wide: train the reference with the learner's embedDim, or set distillFeatures 0.`);
+          }
+          if (config.distillFeatures === null && featureWeight(config) > 0) {
+            hooks.onStage?.(`The reference's embeddings are ${facts.embedDim} wide and the learner's ${facts.learnerDim}: this run does not fit them (distillFeatures 0).`);
+          }
+        }
+        settleTeacher(weights);
         try {
           const stage = `Embedding ${train.size} training pairs with the reference (once; cached)`;
           reference = await referenceEmbeddings(referenceModel, train, (done, total) => hooks.onProgress?.(stage, done, total), resolutionScale(config.referenceResolution));
@@ -397,26 +409,31 @@ export class Trainer {
   }
 
   /**
-   * What `distill` fits the learner to on a batch: the reference's pair logits
-   * over its rows, from the cached embeddings, as its loss's logits are made
-   * (the sigmoid's with the bias). Counted with the reference's FLOPs.
+   * What the learner fits on a batch besides its data: for `distill`, the
+   * reference's pair logits over its rows, from the cached embeddings, as its
+   * loss's logits are made (the sigmoid's with the bias), counted with the
+   * reference's FLOPs; for `distillFeatures`, those embeddings themselves.
    */
   private async teacherFor(ref: ReferenceEmbeddings, rows: number[]): Promise<Teacher> {
     const { image, text, temperature, bias } = this.referenceRows(ref, rows);
     const size = rows.length;
+    const weight = distillWeight(this.config);
+    const featuresWeight = featureWeight(this.config);
+    this.countReferenceFlops(ref, rows, weight > 0);
+    const features = featuresWeight > 0 ? { image, text, weight: featuresWeight } : undefined;
+    if (weight === 0) return { weight, features };
     const logits = tf.tidy(() =>
       pairLogits(tf.tensor2d(image, [size, ref.dim]), tf.tensor2d(text, [size, ref.dim]), tf.scalar(temperature), this.config.loss === 'sigmoid' ? tf.scalar(bias) : undefined),
     );
     try {
-      this.countReferenceFlops(ref, rows);
-      return { logits: (await logits.data()) as Float32Array, weight: distillWeight(this.config) };
+      return { logits: (await logits.data()) as Float32Array, weight, features };
     } finally {
       logits.dispose();
     }
   }
 
-  /** Each pool example's reference forward pass is paid once, the first time it is a candidate; its loss matrix every time. */
-  private countReferenceFlops(ref: ReferenceEmbeddings, candidates: readonly number[]): void {
+  /** Each pool example's reference forward pass is paid once, the first time it is a candidate; its loss matrix every time it is needed. */
+  private countReferenceFlops(ref: ReferenceEmbeddings, candidates: readonly number[], withMatrix = true): void {
     let firstSeen = 0;
     for (const row of candidates) {
       const bit = 1 << (row & 7);
@@ -425,7 +442,7 @@ export class Trainer {
         firstSeen++;
       }
     }
-    this.state.flopsReference += firstSeen * ref.forwardFlopsPerExample + similarityFlops(candidates.length, candidates.length, ref.dim);
+    this.state.flopsReference += firstSeen * ref.forwardFlopsPerExample + (withMatrix ? similarityFlops(candidates.length, candidates.length, ref.dim) : 0);
   }
 
   /** What the configured method scores candidates by. */
@@ -620,7 +637,7 @@ export class Trainer {
 
     // ---- train on it -------------------------------------------------------------
     const trainStart = performance.now();
-    const teacher = distillWeight(config) > 0 && this.reference ? await this.teacherFor(this.reference, rows) : undefined;
+    const teacher = (distillWeight(config) > 0 || featureWeight(config) > 0) && this.reference ? await this.teacherFor(this.reference, rows) : undefined;
     const batch = rows.length;
     const lowRes = Math.round(batch * config.lowResFraction);
     const fullRes = batch - lowRes;
@@ -628,7 +645,7 @@ export class Trainer {
     const fullPatches = fullRes > 0 ? patchify(pixels.subarray(0, fullRes * imageFloats), fullRes, config.imageSize, config.patchSize, 1) : undefined;
     const lowPatches = lowRes > 0 ? patchify(pixels.subarray(fullRes * imageFloats), lowRes, config.imageSize, config.patchSize, 2) : undefined;
     const shard: Shard = { images: [fullPatches, lowPatches].filter((p) => p !== undefined), ids, texts: batch };
-    const { loss, distillLoss, grads } = await this.learner.gradients(shard, teacher);
+    const { loss, distillLoss, featureLoss, grads } = await this.learner.gradients(shard, teacher);
     let gradNorm = NaN;
     // The update follows the whole objective: a non-finite distillation term must not reach the weights either.
     if (Number.isFinite(loss) && (distillLoss === undefined || Number.isFinite(distillLoss))) {
@@ -683,6 +700,7 @@ export class Trainer {
     const pickedNoisy = noisyShare(rows);
     if (pickedNoisy !== undefined) line.picked_noisy = pickedNoisy;
     if (distillLoss !== undefined) line.distill_loss = distillLoss;
+    if (featureLoss !== undefined) line.feature_loss = featureLoss;
     if (config.method !== 'uniform') {
       if (uniformBatch) line.uniform_batch = true;
       if (this.state.referenceGap !== undefined && this.state.referenceGap !== null) line.reference_gap = round(this.state.referenceGap);
