@@ -87,15 +87,34 @@ function configFromArgs(args: string[], base: Partial<TrainConfig> = {}): TrainC
   return resolveConfig(base, fromFile, validateConfig(fromFlags, 'command line'));
 }
 
+const compareUsage = `Usage: sift compare RUN_DIR... [--target-metric METRIC] [--target X] [--out DIR]
+
+How many trained examples and FLOPs each run needed to first reach a target:
+by default the final value of the plain uniform run among them (one that
+distils from a reference is a compared run, not the baseline). Speed-ups are
+uniform's ÷ the run's (above 1× the run needed less); strict is against what
+uniform needed to first reach its final value, budget against uniform's whole
+run. FLOPs include training, the learner's scoring and the reference's pass
+over the pool, not the reference's own training.
+
+  --target-metric   ${comparableMetrics.join(', ')} (default i2t_r1)
+  --target          the value to reach instead of uniform's final one
+  --out             where compare.md and compare.json go (default .sift/compare/<id>)
+`;
+
 async function compare(args: string[]): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(compareUsage);
+    return 0;
+  }
   let parsed;
   try {
     parsed = parseArgs({ args, options: { 'target-metric': { type: 'string' }, target: { type: 'string' }, out: { type: 'string' } }, allowPositionals: true, strict: true });
   } catch (error) {
-    throw new ConfigError(`${(error as Error).message}. Usage: sift compare RUN_DIR... [--target-metric i2t_r1] [--target X] [--out DIR]`);
+    throw new ConfigError(`${(error as Error).message}.\n\n${compareUsage}`);
   }
   const dirs = parsed.positionals;
-  if (dirs.length === 0) throw new ConfigError('sift compare needs at least one run folder.');
+  if (dirs.length === 0) throw new ConfigError(`sift compare needs at least one run folder.\n\n${compareUsage}`);
   const metric = (parsed.values['target-metric'] ?? 'i2t_r1') as ComparableMetric;
   if (!comparableMetrics.includes(metric)) throw new ConfigError(`--target-metric: "${metric}" is not one of ${comparableMetrics.join(', ')}.`);
   const targetText = parsed.values.target;

@@ -99,10 +99,20 @@ for (const loss of ['sigmoid', 'softmax'] as LossKind[]) {
   });
 }
 
-test('with a teacher to distill from, the learner\'s loss, distillation term and gradients over 3 threads equal one thread\'s', async () => {
+test('with a teacher to distill from, the learner\'s loss, both distillation terms and gradients over 3 threads equal one thread\'s', async () => {
   const shard = randomShard(9, 3, 5);
   const rng = new Rng(8);
-  const teacher = { logits: Float32Array.from({ length: 81 }, () => rng.next() * 6 - 3), weight: 2 };
+  const unitRows = (): Float32Array => {
+    const dim = config.embedDim;
+    const out = Float32Array.from({ length: 9 * dim }, () => rng.next() - 0.5);
+    for (let row = 0; row < 9; row++) {
+      const v = out.subarray(row * dim, (row + 1) * dim);
+      const norm = Math.hypot(...v);
+      v.forEach((x, i) => (v[i] = x / norm));
+    }
+    return out;
+  };
+  const teacher = { logits: Float32Array.from({ length: 81 }, () => rng.next() * 6 - 3), weight: 2, features: { image: unitRows(), text: unitRows(), weight: 5 } };
   const run = async (threads: number) => {
     const model = new DualEncoder(modelConfigFor(config, vocab), new Rng(3));
     const optimizer = new AdamW({ learningRate: 1e-3, beta1: 0.9, beta2: 0.98, epsilon: 1e-8, weightDecay: 0, clipNorm: 1, warmupSteps: 1, totalSteps: 1, minLrRatio: 1 }, model.params.variables);
@@ -110,11 +120,11 @@ test('with a teacher to distill from, the learner\'s loss, distillation term and
     try {
       const plain = await learner.gradients(shard);
       tf.dispose(Object.values(plain.grads));
-      const { loss, distillLoss, grads } = await learner.gradients(shard, teacher);
+      const { loss, distillLoss, featureLoss, grads } = await learner.gradients(shard, teacher);
       // In the model's variable order: names differ between two models of one process.
       const flat = [...model.params.variables.values()].map((variable) => grads[variable.name].dataSync() as Float32Array);
       tf.dispose(Object.values(grads));
-      return { plainLoss: plain.loss, loss, distillLoss, flat };
+      return { plainLoss: plain.loss, loss, distillLoss, featureLoss, flat };
     } finally {
       await learner.close();
       model.dispose();
@@ -124,7 +134,9 @@ test('with a teacher to distill from, the learner\'s loss, distillation term and
   const three = await run(3);
   assert.equal(one.loss, one.plainLoss, 'loss stays the contrastive loss');
   assert.ok(one.distillLoss !== undefined && one.distillLoss > 0);
+  assert.ok(one.featureLoss !== undefined && one.featureLoss > 0.5 && one.featureLoss < 1.5, `random unit vectors are near orthogonal: ${one.featureLoss}`);
   assert.ok(Math.abs(three.loss - one.loss) < 1e-5 && Math.abs(three.distillLoss! - one.distillLoss!) < 1e-5, `${three.loss}/${three.distillLoss} vs ${one.loss}/${one.distillLoss}`);
+  assert.ok(Math.abs(three.featureLoss! - one.featureLoss!) < 1e-5, `${three.featureLoss} vs ${one.featureLoss}`);
   const largest = Math.max(...one.flat.map((g) => Math.max(...g.map(Math.abs))));
   assert.equal(three.flat.length, one.flat.length);
   one.flat.forEach((want, k) => {

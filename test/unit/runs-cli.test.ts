@@ -128,3 +128,18 @@ test('sift: when the CLI is killed (kill -9), its worker does not train on alone
   assert.match(resumed.stderr, new RegExp(`Continuing from step ${kept[kept.length - 1]}, its checkpoint\\.`));
   assert.equal(readRunJson(path.join(cwd, runDir)).status, 'finished');
 });
+
+test('sift compare --help says how to read the table; a wrong flag or no run folder is an error with that usage', async () => {
+  const cwd = tmp('sift-compare-help-');
+  const help = await sift(cwd, ['compare', '--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /^Usage: sift compare RUN_DIR\.\.\./);
+  assert.match(help.stdout, /uniform's ÷ the run's .* not the reference's own training/s);
+  assert.match(help.stdout, /--target-metric +i2t_r1, i2t_r5, t2i_r1, t2i_r5, zeroshot_acc/);
+  const wrong = await sift(cwd, ['compare', 'runs/a', '--traget', '0.1']);
+  assert.equal(wrong.code, 2);
+  assert.match(wrong.stderr, /Unknown option '--traget'[\s\S]*Usage: sift compare/);
+  const none = await sift(cwd, ['compare']);
+  assert.equal(none.code, 2);
+  assert.match(none.stderr, /sift compare needs at least one run folder\.\n\nUsage: sift compare/);
+});

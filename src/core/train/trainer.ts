@@ -648,14 +648,16 @@ export class Trainer {
     const { loss, distillLoss, featureLoss, grads } = await this.learner.gradients(shard, teacher);
     let gradNorm = NaN;
     // The update follows the whole objective: a non-finite distillation term must not reach the weights either.
-    if (Number.isFinite(loss) && (distillLoss === undefined || Number.isFinite(distillLoss))) {
+    const finite = (term: number | undefined): boolean => term === undefined || Number.isFinite(term);
+    if (Number.isFinite(loss) && finite(distillLoss) && finite(featureLoss)) {
       this.state.badSteps = 0;
       gradNorm = await this.learner.apply(grads, step);
     } else {
       // NaN guard: skip the update, keep the weights; fail only if it persists.
       this.state.badSteps++;
       this.state.skippedSteps++;
-      this.hooks.onWarning?.(`step ${step + 1}: loss is ${loss}${distillLoss === undefined ? '' : ` (distillation term ${distillLoss})`}; the update was skipped (${this.state.badSteps} in a row).`);
+      const terms = [distillLoss === undefined ? '' : `distillation term ${distillLoss}`, featureLoss === undefined ? '' : `feature term ${featureLoss}`].filter(Boolean);
+      this.hooks.onWarning?.(`step ${step + 1}: loss is ${loss}${terms.length ? ` (${terms.join(', ')})` : ''}; the update was skipped (${this.state.badSteps} in a row).`);
       tf.dispose(Object.values(grads));
       if (this.state.badSteps > config.maxBadSteps) {
         throw new Error(`The loss was not finite for ${this.state.badSteps} steps in a row (last at step ${step + 1}). Lower learningRate (now ${config.learningRate}) or check the data.`);
