@@ -95,7 +95,7 @@ const usesReference = (extra: string[]): boolean => {
   const flag = (name: string): string | undefined => (extra.includes(name) ? extra[extra.indexOf(name) + 1] : undefined);
   const distill = flag('--distill');
   const features = flag('--distill-features');
-  return usesRunReference({ method: flag('--method') as Method, distill: distill === undefined ? null : Number(distill), distillFeatures: features === undefined ? null : Number(features) });
+  return usesRunReference({ method: flag('--method') as Method, distill: Number(distill ?? 0), distillFeatures: features === undefined ? null : Number(features) });
 };
 const learner = (jobName: string, extra: string[], runSteps = steps, trainData = data): LearnerJob => ({
   name: jobName,
@@ -135,14 +135,13 @@ let jobs: LearnerJob[] = [
   learner('jest-default-chunks4', ['--method', 'jest', '--chunks', '4']),
   learner('jest-default-halflow', ['--method', 'jest', '--low-res-fraction', '0.5']),
   learner('easy-reference', ['--method', 'easy-reference']),
-  // The default distils from the reference: its pair probabilities at weight 3 (config.ts, selectingDistill) and its
-  // embeddings at 20 (selectingFeatures). The same with neither (selection alone, the paper's objective), with the pair
-  // term only (the previous default), with other feature weights, and uniform batches with the default's terms (what
-  // selection adds to them).
+  // The default distils the reference's embeddings at weight 20 (config.ts, selectingFeatures). The same with neither
+  // teacher term (selection alone, the paper's objective), with the pair term at 3 as well, with the pair term alone
+  // (the defaults before), and uniform batches with the default's term and with both (what selection adds to them).
   learner('jest-default-distill0', ['--method', 'jest', ...selectionAlone]),
-  learner('jest-default-features0', ['--method', 'jest', '--distill-features', '0']),
-  ...[5, 50].map((w) => learner(`jest-default-features${w}`, ['--method', 'jest', '--distill-features', String(w)])),
-  learner('jest-default-features-only', ['--method', 'jest', '--distill', '0']),
+  learner('jest-default-distill3', ['--method', 'jest', '--distill', '3']),
+  learner('jest-default-pair-only', ['--method', 'jest', '--distill', '3', '--distill-features', '0']),
+  learner('uniform-features', ['--method', 'uniform', '--distill-features', '20']),
   learner('uniform-teacher', ['--method', 'uniform', '--distill', '3', '--distill-features', '20']),
   // The learner's share of the learnability score: w · learner loss − reference loss (0 = easy-reference scores, no learner pass).
   ...[0, 0.25, 0.35, 0.5].map((w) => learner(`jest-default-w${w}`, ['--method', 'jest', '--learner-weight', String(w)])),

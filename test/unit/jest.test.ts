@@ -265,12 +265,12 @@ test("distillFeatures: the learner's embeddings also fit the reference's own on 
   await trainRun(resolveConfig(tiny, referenceDefaults, { embedDim: 2 * tiny.embedDim!, data: 'builtin:curated?size=200', steps: 2, evalEvery: 2, runDir: wide }));
   await assert.rejects(run('features-wide', { method: 'jest', distillFeatures: 5 }, wide), /distillFeatures 5 fits the learner's 16-wide embeddings to the reference's, which are 32 wide: train the reference with the learner's embedDim, or set distillFeatures 0\./);
   const unset = await run('features-wide-unset', { method: 'jest' }, wide);
-  assert.deepEqual([unset.config.distill, unset.config.distillFeatures], [3, 0]);
+  assert.deepEqual([unset.config.distill, unset.config.distillFeatures], [0, 0]);
   assert.ok(unset.stages.some((stage) => /The reference's embeddings are 32 wide and the learner's 16: this run does not fit them \(distillFeatures 0\)/.test(stage)), unset.stages.join('\n'));
   assert.throws(() => resolveConfig({ method: 'uniform', distillFeatures: 1 }), /distillFeatures 1 fits the learner's embeddings to the reference model's on each batch: give --reference RUN_DIR/);
 });
 
-test('left unset, distill is 3 and distillFeatures 20 for a run selecting with a half-resolution-trained reference, saved in run.json; 0 with a full-resolution-only one (with a warning), for uniform, and for runs from before the settings', async () => {
+test('left unset, distillFeatures is 20 for a run selecting with a half-resolution-trained reference, saved in run.json, and distill 0; 0 with a full-resolution-only one (with a warning), for uniform, and for runs from before the setting', async () => {
   // A reference as sift reference trains it by default: half of each batch at half resolution.
   const halfRes = path.join(root, 'reference-halfres');
   await trainRun(resolveConfig(tiny, referenceDefaults, { data: 'builtin:curated?size=200', steps: 4, evalEvery: 4, runDir: halfRes }));
@@ -284,25 +284,26 @@ test('left unset, distill is 3 and distillFeatures 20 for a run selecting with a
     return { distill: config.distill, features: config.distillFeatures, distilled: has('distill_loss'), fitted: has('feature_loss'), warnings };
   };
   const taught = await start('default-halfres', { method: 'jest', reference: halfRes });
-  assert.deepEqual([taught.distill, taught.distilled, taught.features, taught.fitted], [3, true, 20, true]);
+  assert.deepEqual([taught.distill, taught.distilled, taught.features, taught.fitted], [0, false, 20, true]);
   assert.deepEqual(taught.warnings, []);
   const fullOnly = await start('default-fullres', { method: 'jest', reference: referenceDir });
   assert.deepEqual([fullOnly.distill, fullOnly.distilled, fullOnly.features, fullOnly.fitted], [0, false, 0, false]);
-  assert.match(fullOnly.warnings.join('\n'), /trained at full resolution only; .* left unset, distill \(3\) and distillFeatures \(20\) are 0 here, because the targets would come from those embeddings\. Train the reference with --low-res-fraction 0\.5/);
-  const asked = await start('asked-fullres', { method: 'jest', reference: referenceDir, distill: 3 });
-  assert.deepEqual([asked.distill, asked.distilled, asked.features], [3, true, 0], 'an explicit weight is kept');
-  assert.match(asked.warnings.join('\n'), /left unset, distillFeatures \(20\) is 0 here, .* Its distillation targets \(distill 3\) come from those embeddings too/);
+  assert.match(fullOnly.warnings.join('\n'), /trained at full resolution only; .* left unset, distillFeatures is 0 here instead of 20, because the targets would come from those embeddings\. Train the reference with --low-res-fraction 0\.5/);
+  const asked = await start('asked-fullres', { method: 'jest', reference: referenceDir, distill: 3, distillFeatures: 5 });
+  assert.deepEqual([asked.distill, asked.distilled, asked.features, asked.fitted], [3, true, 5, true], 'explicit weights are kept');
+  assert.match(asked.warnings.join('\n'), /Its distillation targets \(distill 3, distillFeatures 5\) come from those embeddings too/);
+  assert.doesNotMatch(asked.warnings.join('\n'), /left unset/);
   const uniform = await start('default-uniform', { method: 'uniform' });
   assert.deepEqual([uniform.distill, uniform.distilled, uniform.features, uniform.fitted], [0, false, 0, false], 'uniform needs no reference and stays the plain baseline');
   const resolved = resolveConfig({ reference: halfRes, method: 'easy-reference' });
-  assert.deepEqual([resolved.distill, resolved.distillFeatures], [null, null], 'decided when the run starts, not before');
+  assert.deepEqual([resolved.distill, resolved.distillFeatures], [0, null], 'decided when the run starts, not before');
   // run.json of a JEST run written before runs distilled by default: resumed or branched, it still does not.
   const older: Partial<TrainConfig> = { ...resolveConfig({ method: 'jest', reference: halfRes }) };
   delete older.distill;
   delete older.distillFeatures;
   assert.deepEqual([savedConfig(older).distill, savedConfig(older).distillFeatures], [0, 0]);
   assert.equal(savedConfig({ ...older, distill: 3 }).distill, 3);
-  assert.throws(() => validateConfig({ distill: 11 }, 'run.sift.json'), /run\.sift\.json: "distill" is 11; expected a number from 0 to 10 or null\./);
+  assert.throws(() => validateConfig({ distill: 11 }, 'run.sift.json'), /run\.sift\.json: "distill" is 11; expected a number from 0 to 10\./);
   assert.throws(() => validateConfig({ distillFeatures: -1 }, 'run.sift.json'), /run\.sift\.json: "distillFeatures" is -1; expected a number from 0 to 100 or null\./);
 });
 

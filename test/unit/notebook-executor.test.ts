@@ -153,8 +153,8 @@ describe('notebook cells against real workers', { concurrency: false }, () => {
       [
         ['uniform', 'uniform'],
         // A JEST run distils from its reference by default, and compare says so.
-        ['jest', 'jest + distill 3 + features 20'],
-        ['f08', 'jest + distill 3 + features 20'],
+        ['jest', 'jest + features 20'],
+        ['f08', 'jest + features 20'],
       ],
     );
     assert.match(data.targetFrom, /final i2t_r5 of .*-uniform/);

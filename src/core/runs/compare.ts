@@ -136,7 +136,7 @@ export async function compareRuns(dirs: readonly string[], options: { metric?: C
   for (const dir of dirs) runs.push(await loadRun(dir));
   // Plain uniform is the baseline; a uniform run that distils from a reference is one of the compared runs.
   const isUniform = (r: LoadedRun): boolean => r.run.config.method === 'uniform';
-  // run.json holds the weight the run trained with; runs from before the setting have none, and did not distil.
+  // run.json holds the weights the run trained with; runs from before a setting have none, and did not use it.
   const distillOf = (r: LoadedRun): number => r.run.config.distill ?? 0;
   const featuresOf = (r: LoadedRun): number => r.run.config.distillFeatures ?? 0;
   const teacherOf = (r: LoadedRun): string => [distillOf(r) > 0 ? ` + distill ${distillOf(r)}` : '', featuresOf(r) > 0 ? ` + features ${featuresOf(r)}` : ''].join('');

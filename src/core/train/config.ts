@@ -57,12 +57,11 @@ export interface TrainConfig {
    * Weight of a distillation term: on each batch the learner also fits the
    * reference model's pair probabilities, computed from the reference's
    * cached embeddings of the batch (counted in the reference's FLOPs; any
-   * method, uniform included, given a reference). 0 = data selection alone,
-   * the paper's JEST; null = `selectingDistill` for a method that selects
-   * with a reference that can teach at the resolution it embeds the pool at,
-   * 0 otherwise (decided, and saved in run.json, when the run first starts).
+   * method, uniform included, given a reference). 0, the default: on top of
+   * the feature term (`distillFeatures`) it slowed JEST down (docs/results.md,
+   * "Distilling the reference's embeddings").
    */
-  distill: number | null;
+  distill: number;
   /**
    * Weight of feature distillation: on each batch the learner's image and
    * caption embeddings also fit the reference's cached ones of the same pairs
@@ -173,7 +172,7 @@ export const defaultTrainConfig: TrainConfig = {
   selectionTemperature: 1,
   // Chosen by bench:curation over three seeds on two data sets (docs/results.md, "The learner's share of learnability").
   learnerWeight: 0.25,
-  distill: null,
+  distill: 0,
   distillFeatures: null,
   superBatchEvery: 25,
   reference: '',
@@ -223,7 +222,7 @@ export const configHelp: Record<keyof TrainConfig, string> = {
   jointNormalization: 'conditional score scaling as the batch grows: sum (paper) or mean',
   selectionTemperature: 'softmax temperature of the joint sampler',
   learnerWeight: 'learnability = w · learner loss − reference loss (jest, independent): 1 = the paper, 0 = easy-reference scores and no learner pass',
-  distill: "weight of fitting the reference's pair probabilities on each batch, any method given a reference (0 = off; null = 3 for the methods that select with a reference, unless it trained at full resolution only and embeds at a lower one; else 0)",
+  distill: "weight of fitting the reference's pair probabilities on each batch, any method given a reference (0 = off)",
   distillFeatures: "weight of fitting the reference's own embeddings of each batch's images and captions, 1 − cosine per tower (0 = off; null = 20 for the methods that select with a reference, unless it trained at full resolution only and embeds at a lower one or its embeddings are of another width; else 0)",
   superBatchEvery: 'every N steps also record the rejected candidates and batch-mate terms (0 = never)',
   reference: 'run folder of the reference model (sift reference)',
@@ -281,7 +280,7 @@ export const fieldKinds: Record<keyof TrainConfig, FieldKind> = {
   jointNormalization: { kind: 'enum', values: ['sum', 'mean'] },
   selectionTemperature: { kind: 'number', min: 0.001, max: 1000 },
   learnerWeight: { kind: 'number', min: 0, max: 10 },
-  distill: { kind: 'nullable-number', min: 0, max: 10 },
+  distill: { kind: 'number', min: 0, max: 10 },
   distillFeatures: { kind: 'nullable-number', min: 0, max: 100 },
   superBatchEvery: { kind: 'int', min: 0 },
   reference: { kind: 'string' },
@@ -414,21 +413,6 @@ export function needsReference(method: Method): boolean {
 }
 
 /**
- * The distillation weight a run selecting with a reference gets unless told otherwise: over ten learners' seeds on
- * each data set it took JEST past 3× fewer examples on average at ≤ 0.8× uniform's FLOPs, where data selection
- * alone did not (docs/results.md, "Distilling from the reference").
- */
-export const selectingDistill = 3;
-
-/**
- * The weight of the distillation term: as set, or by default `selectingDistill` when the method selects with a
- * reference, 0 otherwise. A run that has loaded its reference decides the default with `startingDistill`.
- */
-export function distillWeight(config: Pick<TrainConfig, 'method' | 'distill'>): number {
-  return config.distill ?? (needsReference(config.method) ? selectingDistill : 0);
-}
-
-/**
  * What a reference model trains with unless told otherwise: uniform batches, half of each at half resolution — learners
  * have it embed their pool at half resolution (`referenceResolution` low), where one trained at full resolution only
  * tells swapped captions from right ones much less well (AUC 0.963 → 0.778 on the built-in pool; trained half at half
@@ -437,9 +421,9 @@ export function distillWeight(config: Pick<TrainConfig, 'method' | 'distill'>): 
 export const referenceDefaults: Partial<TrainConfig> = { method: 'uniform', lowResFraction: 0.5 };
 
 /**
- * The feature-distillation weight a run selecting with a reference gets unless told otherwise, on top of `distill`:
- * screened at 1, 5, 20 and 50, then measured over ten learners' seeds on each data set (docs/results.md, "Distilling
- * the reference's embeddings (`--distill-features`)").
+ * The feature-distillation weight a run selecting with a reference gets unless told otherwise: screened at 1, 5, 20
+ * and 50 with the pair term at 3, measured over ten learners' seeds on each data set with and without it
+ * (docs/results.md, "Distilling the reference's embeddings (`--distill-features`)").
  */
 export const selectingFeatures = 20;
 
@@ -458,18 +442,14 @@ export interface TeacherFacts {
 }
 
 /**
- * The weights a starting run trains with, knowing its reference. Left unset, neither term is used when a
- * reference trained at full resolution only is to embed the pool at a lower one — its targets would come from those
- * embeddings, and measured, a run that distilled from them never reached uniform's final recall (docs/results.md,
- * "A reference trained at full resolution only is no teacher at half") — and the feature term not where the
- * reference's embeddings are of another width than the learner's.
+ * The feature weight a starting run trains with, knowing its reference. Left unset, it is 0 when a reference trained
+ * at full resolution only is to embed the pool at a lower one — its targets would come from those embeddings, and
+ * measured, a run that distilled from them never reached uniform's final recall (docs/results.md, "A reference
+ * trained at full resolution only is no teacher at half") — and where the reference's embeddings are of another
+ * width than the learner's.
  */
-export function startingTeacher(config: Pick<TrainConfig, 'method' | 'distill' | 'distillFeatures' | 'referenceResolution'>, reference: TeacherFacts): { distill: number; distillFeatures: number } {
-  const noTeacher = embedsBelowItsTraining(config, reference);
-  return {
-    distill: config.distill ?? (noTeacher ? 0 : distillWeight(config)),
-    distillFeatures: config.distillFeatures ?? (noTeacher || reference.embedDim !== reference.learnerDim ? 0 : featureWeight(config)),
-  };
+export function startingFeatures(config: Pick<TrainConfig, 'method' | 'distillFeatures' | 'referenceResolution'>, reference: TeacherFacts): number {
+  return config.distillFeatures ?? (embedsBelowItsTraining(config, reference) || reference.embedDim !== reference.learnerDim ? 0 : featureWeight(config));
 }
 
 /** Whether the run has a reference trained at full resolution only embed the pool at a lower one (a poor filter and no teacher there). */
@@ -479,7 +459,7 @@ export function embedsBelowItsTraining(config: Pick<TrainConfig, 'referenceResol
 
 /** Whether a run loads its reference: to select with, or to distill from. */
 export function usesReference(config: Pick<TrainConfig, 'method' | 'distill' | 'distillFeatures'>): boolean {
-  return needsReference(config.method) || distillWeight(config) > 0 || featureWeight(config) > 0;
+  return needsReference(config.method) || config.distill > 0 || featureWeight(config) > 0;
 }
 
 /** Candidates scored per step: b / (1 − f), rounded; b itself for uniform batches. */
@@ -525,7 +505,7 @@ export function resolveConfig(...layers: Partial<TrainConfig>[]): TrainConfig {
   if (config.learnerWeight === 0 && config.passedReference !== 'keep' && (config.method === 'jest' || config.method === 'independent')) {
     throw new ConfigError(`passedReference ${config.passedReference} compares the learner's losses with the reference's, and learnerWeight 0 scores without the learner: set learnerWeight above 0 or passedReference keep.`);
   }
-  if (config.distill !== null && config.distill > 0 && !config.reference) {
+  if (config.distill > 0 && !config.reference) {
     throw new ConfigError(`distill ${config.distill} fits the learner to the reference model's pair probabilities on each batch: give --reference RUN_DIR (train one with: sift reference --run-dir RUN_DIR), or set distill 0.`);
   }
   if (config.distillFeatures !== null && config.distillFeatures > 0 && !config.reference) {

@@ -21,7 +21,7 @@ import { batchMateTerms, chunkSizes, pairwiseScorer, selectIndependent, selectJo
 import { readCheckpoint, writeCheckpoint, pruneCheckpoints } from '../runs/checkpoint';
 import { JsonlWriter } from '../runs/jsonl';
 import type { DataSummary, EvalMetrics, RunRecord, SelectionLine, TrainMetrics } from '../runs/record';
-import { ConfigError, distillWeight, embedsBelowItsTraining, featureWeight, modelConfigFor, startingTeacher, needsReference, resolutionScale, scoredPoolSize, scoresWithLearner, usesReference, type TrainConfig } from './config';
+import { ConfigError, embedsBelowItsTraining, featureWeight, modelConfigFor, startingFeatures, needsReference, resolutionScale, scoredPoolSize, scoresWithLearner, usesReference, type TrainConfig } from './config';
 import { loadReference, noiseSeparation, readLogitScale, referenceEmbeddings, type ReferenceEmbeddings } from './reference';
 import { distinctCaptions, evaluate, prepareEvalSet, type EvalSet } from './eval';
 import { embedChunkRows } from './embedShards';
@@ -217,33 +217,28 @@ export class Trainer {
       const perExample = forwardFlops(model.config);
       record.update({ model: { parameters: model.params.count(), forwardFlopsPerExample: perExample.image + perExample.text, vocabSize: tokenizer.size } });
 
-      // Unset teacher weights are decided once, when the run first starts, and kept in run.json: a resumed or branched
-      // run trains with the weights it started with, whatever the defaults become.
-      const settleTeacher = (weights: { distill: number; distillFeatures: number }): void => {
-        if (config.distill !== null && config.distillFeatures !== null) return;
-        config.distill = weights.distill;
-        config.distillFeatures = weights.distillFeatures;
-        record.update({ config: { ...record.run.config, ...weights } });
+      // An unset feature weight is decided once, when the run first starts, and kept in run.json: a resumed or branched
+      // run trains with the weight it started with, whatever the default becomes.
+      const settleFeatures = (weight: number): void => {
+        if (config.distillFeatures !== null) return;
+        config.distillFeatures = weight;
+        record.update({ config: { ...record.run.config, distillFeatures: weight } });
       };
       let reference: ReferenceEmbeddings | undefined;
       if (!usesReference(config)) {
-        settleTeacher({ distill: 0, distillFeatures: 0 });
+        settleFeatures(0);
       } else {
         hooks.onStage?.(`Loading the reference model ${config.reference}…`);
         const referenceModel = loadReference(config.reference);
         const facts = { lowResFraction: referenceModel.lowResFraction, embedDim: referenceModel.model.config.embedDim, learnerDim: model.config.embedDim };
-        const weights = startingTeacher(config, facts);
+        const features = startingFeatures(config, facts);
         if (embedsBelowItsTraining(config, facts)) {
           // Measured (docs/results.md): a full-resolution-only reference separates swapped captions worse at half resolution (AUC 0.963 → 0.778 on the built-in pool).
-          const terms = [
-            { name: 'distill', set: config.distill, unset: distillWeight(config), used: weights.distill },
-            { name: 'distillFeatures', set: config.distillFeatures, unset: featureWeight(config), used: weights.distillFeatures },
-          ];
-          const dropped = terms.filter((t) => t.set === null && t.unset > 0).map((t) => `${t.name} (${t.unset})`);
-          const kept = terms.filter((t) => t.used > 0).map((t) => `${t.name} ${t.used}`);
+          const unset = featureWeight(config);
+          const used = [config.distill > 0 ? `distill ${config.distill}` : '', features > 0 ? `distillFeatures ${features}` : ''].filter(Boolean);
           const notDistilled =
-            (dropped.length ? ` So this run does not learn from it as a teacher: left unset, ${dropped.join(' and ')} ${dropped.length > 1 ? 'are' : 'is'} 0 here, because the targets would come from those embeddings.` : '') +
-            (kept.length ? ` Its distillation targets (${kept.join(', ')}) come from those embeddings too.` : '');
+            (config.distillFeatures === null && unset > 0 ? ` So this run does not learn from it as a teacher: left unset, distillFeatures is 0 here instead of ${unset}, because the targets would come from those embeddings.` : '') +
+            (used.length ? ` Its distillation targets (${used.join(', ')}) come from those embeddings too.` : '');
           hooks.onWarning?.(
             `The reference ${config.reference} was trained at full resolution only; this run has it embed the pool at ${config.referenceResolution} resolution, where it tells right captions from swapped ones less well.${notDistilled} Train the reference with --low-res-fraction 0.5, or set --reference-resolution full (its pass over the pool then costs 3× more).`,
           );
@@ -256,7 +251,7 @@ export class Trainer {
             hooks.onStage?.(`The reference's embeddings are ${facts.embedDim} wide and the learner's ${facts.learnerDim}: this run does not fit them (distillFeatures 0).`);
           }
         }
-        settleTeacher(weights);
+        settleFeatures(features);
         try {
           const stage = `Embedding ${train.size} training pairs with the reference (once; cached)`;
           reference = await referenceEmbeddings(referenceModel, train, (done, total) => hooks.onProgress?.(stage, done, total), resolutionScale(config.referenceResolution));
@@ -417,7 +412,7 @@ export class Trainer {
   private async teacherFor(ref: ReferenceEmbeddings, rows: number[]): Promise<Teacher> {
     const { image, text, temperature, bias } = this.referenceRows(ref, rows);
     const size = rows.length;
-    const weight = distillWeight(this.config);
+    const weight = this.config.distill;
     const featuresWeight = featureWeight(this.config);
     this.countReferenceFlops(ref, rows, weight > 0);
     const features = featuresWeight > 0 ? { image, text, weight: featuresWeight } : undefined;
@@ -637,7 +632,7 @@ export class Trainer {
 
     // ---- train on it -------------------------------------------------------------
     const trainStart = performance.now();
-    const teacher = (distillWeight(config) > 0 || featureWeight(config) > 0) && this.reference ? await this.teacherFor(this.reference, rows) : undefined;
+    const teacher = (config.distill > 0 || featureWeight(config) > 0) && this.reference ? await this.teacherFor(this.reference, rows) : undefined;
     const batch = rows.length;
     const lowRes = Math.round(batch * config.lowResFraction);
     const fullRes = batch - lowRes;
